@@ -1,0 +1,1 @@
+"""Shared package: domain rules, adapters and services used by every entry point."""

@@ -1,0 +1,1 @@
+"""Thin wrappers around one client each: PostgreSQL, Redis, RabbitMQ. No rules inside."""

@@ -1,0 +1,37 @@
+"""Fixtures shared by every floor of tests.
+
+Isolation: each test run gets a run id; each test that asks for `settings` gets its own
+NAMESPACE (Redis keys, queue names) and its own two databases, cloned from templates that
+were migrated once per run. Tests use the PostgreSQL, Redis and RabbitMQ on localhost (or
+where the POSTGRES_*, REDIS_*, RABBITMQ_* variables point); where they do not answer and a
+Docker engine does, testcontainers starts them; where neither answers, the run stops with a
+line naming what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from tests import servers
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def base_settings():
+    """Settings of the servers for this run, with migrated template databases."""
+    env = servers.ensure_servers()
+    os.environ.update(env)
+    return servers.prepare_templates(RUN_ID)
+
+
+@pytest.fixture
+def settings(base_settings, request):
+    """Fresh databases, Redis prefix and queue names for one test."""
+    test_id = f"{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    isolated = servers.isolated_settings(base_settings, test_id)
+    yield isolated
+    servers.tear_down(isolated)
