@@ -40,7 +40,9 @@ CREATE TABLE events (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     received_at      timestamptz NOT NULL DEFAULT now(),
     -- Non-null while the event waits for an operator: since arrival or its last release.
-    waiting_since    timestamptz
+    waiting_since    timestamptz,
+    -- The operator it was last released from: routing prefers someone else.
+    released_from    integer
 );
 -- The waiting set, in routing order: region, most severe, oldest.
 CREATE INDEX events_waiting_idx ON events (region, severity DESC, created_at)

@@ -1,0 +1,164 @@
+"""assignment_service queries: the mirror, the waiting set, assignments, loads, history.
+
+Functions take an open cursor inside the caller's transaction; none commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from common.messages import OutboundEvent
+
+_EVENT_COLUMNS = (
+    "event_id, region, rule_type, location, severity, device_id, camera_id, "
+    "frame_reference, state, created_at"
+)
+
+
+def store_events(cur, events: Sequence[OutboundEvent]) -> list:
+    """Mirror + dedup rows for events never received before; they enter the waiting set.
+
+    Returns the ids stored now. An id already in dedup_events (a duplicate, or a late copy
+    of an event decided or released long ago) changes nothing.
+    """
+    if not events:
+        return []
+    cur.execute(
+        f"""
+        WITH incoming AS (
+            SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[],
+                                 %s::text[], %s::text[], %s::text[], %s::text[],
+                                 %s::timestamptz[])
+                AS t({_EVENT_COLUMNS})
+        ), fresh AS (
+            INSERT INTO dedup_events (event_id)
+            SELECT DISTINCT event_id FROM incoming
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id
+        )
+        INSERT INTO events ({_EVENT_COLUMNS}, waiting_since)
+        SELECT DISTINCT ON (i.event_id) i.*, now() FROM incoming i JOIN fresh USING (event_id)
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id
+        """,
+        [
+            [e.event_id for e in events],
+            [e.region for e in events],
+            [e.rule_type for e in events],
+            [e.location for e in events],
+            [e.severity for e in events],
+            [e.device_id for e in events],
+            [e.camera_id for e in events],
+            [e.frame_reference for e in events],
+            [e.state for e in events],
+            [e.created_at for e in events],
+        ],
+    )
+    return [row["event_id"] for row in cur.fetchall()]
+
+
+_DRAW = """
+    SELECT event_id, region, severity, created_at, released_from,
+           (%(overflow)s >= 0 AND waiting_since <= now() - make_interval(secs => %(overflow)s))
+               AS overflow_due
+    FROM events
+    WHERE waiting_since IS NOT NULL {where}
+    ORDER BY severity DESC, created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+"""
+
+
+def draw_waiting(cur, region: str | None, limit: int, overflow_after: int,
+                 overflow_only: bool = False) -> list[dict]:
+    """Lock up to `limit` waiting events, most severe then oldest, skipping locked ones.
+
+    `region` None draws from every region; `overflow_only` only events due for overflow.
+    """
+    where = ""
+    if region is not None:
+        where += " AND region = %(region)s"
+    if overflow_only:
+        where += " AND waiting_since <= now() - make_interval(secs => %(overflow)s)"
+    cur.execute(
+        _DRAW.format(where=where),
+        {"region": region, "limit": limit, "overflow": overflow_after},
+    )
+    return cur.fetchall()
+
+
+def lock_loads(cur, user_ids: Sequence[int]) -> dict[int, int]:
+    """Lock the load rows of these operators in user-id order (so lockers never deadlock)."""
+    cur.execute(
+        "SELECT user_id, live FROM operator_load WHERE user_id = ANY(%s) "
+        "ORDER BY user_id FOR UPDATE",
+        [list(user_ids)],
+    )
+    return {row["user_id"]: row["live"] for row in cur.fetchall()}
+
+
+def add_load(cur, increments: dict[int, int], cap: int) -> dict[int, int]:
+    """Guarded increment: a row that would pass the cap is not changed. Returns new lives."""
+    cur.execute(
+        """
+        UPDATE operator_load AS l
+        SET live = l.live + v.n, last_assigned_at = now()
+        FROM unnest(%s::int[], %s::int[]) AS v(user_id, n)
+        WHERE l.user_id = v.user_id AND l.live + v.n <= %s
+        RETURNING l.user_id, l.live
+        """,
+        [list(increments), list(increments.values()), cap],
+    )
+    return {row["user_id"]: row["live"] for row in cur.fetchall()}
+
+
+def drop_load(cur, user_id: int, count: int = 1) -> int:
+    cur.execute(
+        "UPDATE operator_load SET live = live - %s WHERE user_id = %s RETURNING live",
+        [count, user_id],
+    )
+    row = cur.fetchone()
+    return row["live"] if row else 0
+
+
+def insert_assignments(cur, pairs: Sequence[tuple[int, object]], actor: str, reason: str) -> list[dict]:
+    """New pending assignments (user, event), their history rows; events leave waiting."""
+    users = [u for u, _ in pairs]
+    events = [e for _, e in pairs]
+    cur.execute(
+        """
+        WITH created AS (
+            INSERT INTO assignments (user_id, event_id)
+            SELECT * FROM unnest(%(users)s::int[], %(events)s::uuid[])
+            RETURNING assignment_id, user_id, event_id, created_at
+        ), logged AS (
+            INSERT INTO assignment_history
+                (assignment_id, event_id, user_id, actor, previous_state, new_state, reason)
+            SELECT assignment_id, event_id, user_id, %(actor)s, NULL, 'pending', %(reason)s
+            FROM created
+        ), left_waiting AS (
+            UPDATE events SET waiting_since = NULL, released_from = NULL, updated_at = now()
+            WHERE event_id = ANY(%(events)s::uuid[])
+        )
+        SELECT * FROM created
+        """,
+        {"users": users, "events": events, "actor": actor, "reason": reason},
+    )
+    return cur.fetchall()
+
+
+def live_counts(cur, user_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """PostgreSQL's live count per operator (the load rows)."""
+    if user_ids is None:
+        cur.execute("SELECT user_id, live FROM operator_load")
+    else:
+        cur.execute(
+            "SELECT user_id, live FROM operator_load WHERE user_id = ANY(%s)", [list(user_ids)]
+        )
+    return {row["user_id"]: row["live"] for row in cur.fetchall()}
+
+
+def available_operators(cur) -> dict[int, str]:
+    """Operators marked available (PostgreSQL's truth for active_users): id -> region."""
+    cur.execute("SELECT id, region FROM users WHERE role = 'operator' AND available")
+    return {row["id"]: row["region"] for row in cur.fetchall()}

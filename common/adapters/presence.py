@@ -1,0 +1,176 @@
+"""Redis: presence (session keys, active_users) and fast counters (user_assignments).
+
+Keys, all under the NAMESPACE prefix: `active_users` (hash: operator id -> user region),
+`user_assignments` (hash: id -> live count), `user_last_assigned` (hash: id -> ms of the
+last pick, the tie-break), and `session:<id>` (one per logged-in user, with the TTL).
+Redis only chooses fast; PostgreSQL guards the cap and holds the truth.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+
+from common.settings import Settings
+
+# Picks an operator for each wanted region in turn (ARGV[4..], 'REGION' or 'REGION:avoid'):
+# present (session key alive, else pruned from active_users), of that region or any ('*'),
+# under the cap, least loaded, ties to the oldest last pick then the lowest id; the `avoid`
+# operator (who just lost the event) only when nobody else is eligible. Counts each pick.
+_PICK = """
+local cap, prefix, now = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local active = redis.call('HGETALL', KEYS[1])
+local ids, region, load, last = {}, {}, {}, {}
+for i = 1, #active, 2 do
+  local uid = active[i]
+  if redis.call('EXISTS', prefix .. uid) == 1 then
+    ids[#ids + 1] = uid
+    region[uid] = active[i + 1]
+    load[uid] = tonumber(redis.call('HGET', KEYS[2], uid) or '0')
+    last[uid] = tonumber(redis.call('HGET', KEYS[3], uid) or '0')
+  else
+    redis.call('HDEL', KEYS[1], uid)
+  end
+end
+local picks = {}
+for j = 4, #ARGV do
+  local want, avoid = string.match(ARGV[j], '^([^:]*):?(.*)$')
+  local best = nil
+  for _, uid in ipairs(ids) do
+    if load[uid] < cap and (want == '*' or region[uid] == want) and uid ~= avoid then
+      if best == nil or load[uid] < load[best]
+         or (load[uid] == load[best] and (last[uid] < last[best]
+             or (last[uid] == last[best] and tonumber(uid) < tonumber(best)))) then
+        best = uid
+      end
+    end
+  end
+  if best == nil and avoid ~= '' and load[avoid] ~= nil and load[avoid] < cap
+     and (want == '*' or region[avoid] == want) then
+    best = avoid
+  end
+  if best then
+    load[best] = load[best] + 1
+    last[best] = tonumber(now)
+    picks[#picks + 1] = best
+  else
+    picks[#picks + 1] = '0'
+  end
+end
+for j = 1, #picks do
+  if picks[j] ~= '0' then
+    redis.call('HSET', KEYS[2], picks[j], load[picks[j]])
+    redis.call('HSET', KEYS[3], picks[j], now)
+  end
+end
+return picks
+"""
+
+# Free slots per region among present operators (pruning stale entries as found).
+_CAPACITY = """
+local cap, prefix = tonumber(ARGV[1]), ARGV[2]
+local active = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #active, 2 do
+  local uid = active[i]
+  if redis.call('EXISTS', prefix .. uid) == 1 then
+    local free = cap - tonumber(redis.call('HGET', KEYS[2], uid) or '0')
+    if free > 0 then
+      out[#out + 1] = active[i + 1]
+      out[#out + 1] = free
+    end
+  else
+    redis.call('HDEL', KEYS[1], uid)
+  end
+end
+return out
+"""
+
+
+class Presence:
+    """Sessions, availability and counters in Redis for one namespace."""
+
+    def __init__(self, client: redis.Redis, settings: Settings):
+        self.client = client
+        self.settings = settings
+        self.active_key = settings.name("active_users")
+        self.counts_key = settings.name("user_assignments")
+        self.last_key = settings.name("user_last_assigned")
+        self.session_prefix = settings.name("session:")
+        self._pick = client.register_script(_PICK)
+        self._capacity = client.register_script(_CAPACITY)
+
+    def session_key(self, user_id: int) -> str:
+        return f"{self.session_prefix}{user_id}"
+
+    # -- sessions and availability -------------------------------------------------------
+
+    def touch_session(self, user_id: int, ttl: int | None = None) -> None:
+        """Start or refresh a user's session key (login, heartbeat)."""
+        self.client.set(self.session_key(user_id), "1", ex=ttl or self.settings.SESSION_TTL)
+
+    def end_session(self, user_id: int) -> None:
+        pipe = self.client.pipeline()
+        pipe.delete(self.session_key(user_id))
+        pipe.hdel(self.active_key, user_id)
+        pipe.execute()
+
+    def session_alive(self, user_id: int) -> bool:
+        return bool(self.client.exists(self.session_key(user_id)))
+
+    def set_available(self, user_id: int, region: str) -> None:
+        self.client.hset(self.active_key, user_id, region)
+
+    def set_unavailable(self, user_id: int) -> None:
+        self.client.hdel(self.active_key, user_id)
+
+    def active_users(self) -> dict[int, str]:
+        return {int(k): v for k, v in self.client.hgetall(self.active_key).items()}
+
+    # -- counters ------------------------------------------------------------------------
+
+    def set_counts(self, counts: dict[int, int]) -> None:
+        """Write PostgreSQL's live counts (after a change commits, and by reconcile)."""
+        if counts:
+            self.client.hset(self.counts_key, mapping={str(k): v for k, v in counts.items()})
+
+    def counts(self) -> dict[int, int]:
+        return {int(k): int(v) for k, v in self.client.hgetall(self.counts_key).items()}
+
+    def replace_all(self, counts: dict[int, int], available: dict[int, str]) -> None:
+        """Rebuild counters and availability from PostgreSQL in one transaction (reconcile)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.counts_key, self.active_key)
+        if counts:
+            pipe.hset(self.counts_key, mapping={str(k): v for k, v in counts.items()})
+        if available:
+            pipe.hset(self.active_key, mapping={str(k): v for k, v in available.items()})
+        pipe.execute()
+
+    # -- routing -------------------------------------------------------------------------
+
+    def capacity(self) -> dict[str, int]:
+        """Free slots per user region among available, present operators."""
+        flat = self._capacity(
+            keys=[self.active_key, self.counts_key],
+            args=[self.settings.MAX_ASSIGNMENTS, self.session_prefix],
+        )
+        free: dict[str, int] = {}
+        for region, slots in zip(flat[::2], flat[1::2], strict=True):
+            free[region] = free.get(region, 0) + int(slots)
+        return free
+
+    def pick(self, wanted: Iterable[str]) -> list[int | None]:
+        """One operator id (or None) per wanted user region ('*' for any, optionally with
+        ':<id>' of an operator to avoid), counted at once."""
+        wanted = list(wanted)
+        if not wanted:
+            return []
+        picks = self._pick(
+            keys=[self.active_key, self.counts_key, self.last_key],
+            args=[self.settings.MAX_ASSIGNMENTS, self.session_prefix, int(time.time() * 1000),
+                  *wanted],
+        )
+        return [int(p) or None for p in picks]

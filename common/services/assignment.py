@@ -1,0 +1,155 @@
+"""Assign waiting events to operators: the heart of the product.
+
+Called by the assignment consumer (a batch of arrivals), by backfill after a login, an
+availability switch, a decision or a release, and by the periodic sweep. Redis picks the
+operator fast; PostgreSQL's guarded load rows refuse anything over the cap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+
+from common.adapters import assignment_db as db
+from common.adapters.presence import Presence
+from common.domain import routing
+from common.messages import OutboundEvent
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RouteResult:
+    stored: int = 0
+    assigned: list[dict] = field(default_factory=list)
+    refused: int = 0
+    counts: dict[int, int] = field(default_factory=dict)
+
+
+def receive(conn: psycopg.Connection, presence: Presence, settings: Settings,
+            events: Sequence[OutboundEvent]) -> RouteResult:
+    """Store a batch of arrivals and route from the waiting set, in one transaction.
+
+    The caller acknowledges the messages only after this returns (the commit is done).
+    """
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            stored = db.store_events(cur, events)
+            result = _route_pass(cur, presence, settings, limit=max(len(events), 1) * 2)
+            result.stored = len(stored)
+    except Exception:
+        _resync_counts(conn, presence)
+        raise
+    presence.set_counts(result.counts)
+    return result
+
+
+def route_waiting(conn: psycopg.Connection, presence: Presence, settings: Settings,
+                  max_passes: int = 20) -> int:
+    """Backfill: assign waiting events while capacity remains. Returns how many it assigned."""
+    total = 0
+    for _ in range(max_passes):
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                result = _route_pass(cur, presence, settings, settings.ASSIGNMENT_BATCH_SIZE)
+        finally:
+            _resync_counts(conn, presence)
+        total += len(result.assigned)
+        if not result.assigned:
+            break
+    return total
+
+
+def _resync_counts(conn: psycopg.Connection, presence: Presence) -> None:
+    """Redis counters := PostgreSQL, correcting tentative picks (best effort: a server that
+    is down now is what the caller is already handling)."""
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            presence.set_counts(db.live_counts(cur))
+    except Exception as error:  # noqa: BLE001 - the original error matters more
+        log.warning("could not resync counters: %s", error)
+
+
+def _route_pass(cur, presence: Presence, settings: Settings, limit: int) -> RouteResult:
+    """Draw waiting events the present operators can take, pick, guard, insert."""
+    result = RouteResult()
+    free = presence.capacity()
+    if not free:
+        return result
+    drawn = _draw(cur, settings, free, limit)
+    if not drawn:
+        return result
+    wanted = [
+        routing.wanted_region(e["region"], e["overflow_due"], settings.ROUTING_MODE)
+        + (f":{e['released_from']}" if e["released_from"] else "")
+        for e in drawn
+    ]
+    picks = presence.pick(wanted)
+    pairs, refused, counts = _guard(cur, settings, drawn, picks)
+    for user_id in set(picks) - set(counts) - {None}:
+        # Picked but has no load row (not an operator): never routable.
+        log.error("user %s is in active_users but is not an operator; removed", user_id)
+        presence.set_unavailable(user_id)
+    result.refused = refused
+    result.counts = counts
+    if pairs:
+        result.assigned = db.insert_assignments(cur, pairs, actor="router", reason="assigned")
+        log.info("assigned %d event(s), %d refused by the cap", len(pairs), refused)
+    return result
+
+
+def _draw(cur, settings: Settings, free: dict[str, int], limit: int) -> list[dict]:
+    """Lock waiting events to route now, in priority order, at most what capacity allows."""
+    total = min(sum(free.values()), limit)
+    overflow = settings.OVERFLOW_AFTER_SECONDS
+    if settings.ROUTING_MODE == "global":
+        return db.draw_waiting(cur, None, total, overflow)
+    drawn: dict = {}
+    for user_region, slots in free.items():
+        region = routing.served_region(user_region)
+        for event in db.draw_waiting(cur, region, min(slots, limit), overflow):
+            drawn[event["event_id"]] = event
+    if overflow >= 0:
+        for event in db.draw_waiting(cur, None, total, overflow, overflow_only=True):
+            drawn.setdefault(event["event_id"], event)
+    ordered = sorted(drawn.values(), key=lambda e: (-e["severity"], e["created_at"]))
+    return ordered[: max(total, 0)]
+
+
+def _guard(cur, settings: Settings, drawn: list[dict], picks: list[int | None]):
+    """PostgreSQL's word on Redis's picks: grant what the cap allows, in priority order.
+
+    Returns the granted (user, event) pairs, how many picks were refused, and the live
+    counts of every picked operator after this transaction.
+    """
+    requested: dict[int, list] = {}
+    for event, user_id in zip(drawn, picks, strict=True):
+        if user_id is not None:
+            requested.setdefault(user_id, []).append(event["event_id"])
+    if not requested:
+        return [], 0, {}
+    live = db.lock_loads(cur, sorted(requested))
+    pairs, increments, refused = [], {}, 0
+    for user_id, events in requested.items():
+        granted = (
+            routing.grant(len(events), live[user_id], settings.MAX_ASSIGNMENTS)
+            if user_id in live
+            else 0
+        )
+        refused += len(events) - granted
+        if granted:
+            increments[user_id] = granted
+            pairs.extend((user_id, event_id) for event_id in events[:granted])
+    counts = dict(live)
+    if increments:
+        updated = db.add_load(cur, increments, settings.MAX_ASSIGNMENTS)
+        if set(updated) != set(increments):
+            raise RuntimeError(f"load guard refused locked rows: {set(increments) - set(updated)}")
+        counts.update(updated)
+    if refused:
+        log.warning("cap refused %d pick(s); Redis corrected from PostgreSQL", refused)
+    return pairs, refused, counts

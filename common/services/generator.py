@@ -1,0 +1,91 @@
+"""Generate random events into relay_service.events, as a producer would.
+
+`generate_events` is the use case, called by the Prefect flow `generate-events`, by
+`make generate N=...` and by `python -m common.services.generator N`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import psycopg
+
+from common.domain.events import COLUMNS, count_refusal, describe, random_event
+from common.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 10_000
+# Up to this many events, each one is reported; above it, progress per batch.
+REPORT_EACH_UP_TO = 20
+_COPY = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+class CountRefused(ValueError):
+    """The requested count is not a positive integer within GENERATE_MAX_COUNT."""
+
+
+def generate_events(
+    conn: psycopg.Connection,
+    count: int,
+    rng: random.Random | None = None,
+    report: Callable[[str], None] = log.info,
+    maximum: int | None = None,
+) -> int:
+    """Insert `count` random events with COPY, one transaction per batch. Returns count.
+
+    Refuses a bad count (CountRefused, nothing inserted) before touching the database.
+    """
+    reason = count_refusal(count, maximum if maximum is not None else sys.maxsize)
+    if reason:
+        raise CountRefused(reason)
+    rng = rng or random.Random()
+    done = 0
+    while done < count:
+        batch = [random_event(rng, datetime.now(UTC)) for _ in range(min(BATCH_SIZE, count - done))]
+        _insert(conn, batch)
+        done += len(batch)
+        _report(report, batch, done, count)
+    return done
+
+
+def _insert(conn: psycopg.Connection, batch: list[dict]) -> None:
+    """COPY one batch in its own transaction (the insert trigger then wakes the relay)."""
+    with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
+        for event in batch:
+            copy.write_row(tuple(event[column] for column in COLUMNS))
+
+
+def _report(report: Callable[[str], None], batch: list[dict], done: int, count: int) -> None:
+    if count <= REPORT_EACH_UP_TO:
+        for event in batch:
+            report(f"inserted event {describe(event)}")
+    else:
+        report(f"inserted {done}/{count} events")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m common.services.generator N`: insert N events or refuse in one line."""
+    argv = sys.argv[1:] if argv is None else argv
+    settings = load_settings()
+    logging.basicConfig(level=settings.LOG_LEVEL, format="%(message)s")
+    if len(argv) != 1:
+        print("usage: python -m common.services.generator COUNT", file=sys.stderr)
+        return 2
+    reason = count_refusal(argv[0], settings.GENERATE_MAX_COUNT)
+    if reason:
+        print(f"refused: {reason}", file=sys.stderr)
+        return 2
+    count = int(argv[0])
+    with psycopg.connect(settings.relay_dsn) as conn:
+        generate_events(conn, count, report=print, maximum=settings.GENERATE_MAX_COUNT)
+    print(f"generated {count} events into {settings.POSTGRES_DB_RELAY}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Relay the outbox of relay_service.events to events.outbound.
+
+`relay_pending` is the use case: claim undispatched rows, publish them with confirms, mark
+only the confirmed ones dispatched. The long-running relay (`python -m consumers relay`) calls
+it on every NOTIFY and poll; the Prefect flow `relay-poll` calls it as a sweep, together with
+`redispatch_lost`. Any number of callers may run at once: claims use FOR UPDATE SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+import psycopg
+from psycopg.rows import dict_row
+
+from common.adapters import broker
+from common.adapters.broker import ConfirmingPublisher, Message
+from common.domain.events import to_message
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EVENT_FIELDS = (
+    "event_id, region, rule_type, location, severity, device_id, camera_id, "
+    "frame_reference, state, created_at"
+)
+# Served by the partial index events_undispatched_idx (created_at, undispatched only).
+CLAIM = f"""
+    SELECT {EVENT_FIELDS} FROM events
+    WHERE state = 'Not Viewed' AND dispatched_at IS NULL
+    ORDER BY created_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
+MARK_DISPATCHED = """
+    UPDATE events SET dispatched_at = now(), dispatch_count = dispatch_count + 1
+    WHERE event_id = ANY(%s)
+"""
+# Served by the partial index events_unconfirmed_idx (dispatched_at, unconfirmed only).
+CLAIM_UNCONFIRMED = f"""
+    SELECT {EVENT_FIELDS} FROM events
+    WHERE state = 'Not Viewed' AND dispatched_at IS NOT NULL
+      AND receipt_confirmed_at IS NULL
+      AND dispatched_at < now() - make_interval(secs => %s)
+    ORDER BY dispatched_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
+MARK_RECEIVED = "UPDATE events SET receipt_confirmed_at = now() WHERE event_id = ANY(%s)"
+STORED = "SELECT event_id FROM dedup_events WHERE event_id = ANY(%s)"
+
+
+def messages_for(rows: list[dict]) -> list[Message]:
+    """The outbound messages of claimed rows, keyed by event id."""
+    return [Message(row["event_id"], broker.encode(to_message(row))) for row in rows]
+
+
+def relay_batch(conn: psycopg.Connection, publisher: ConfirmingPublisher, batch_size: int) -> tuple[int, int]:
+    """Claim, publish and mark one batch in one transaction. Returns (claimed, confirmed).
+
+    A PublishError rolls the transaction back: nothing is marked, the rows stay claimable.
+    """
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(CLAIM, (batch_size,)).fetchall()
+        if not rows:
+            return 0, 0
+        confirmed = publisher.publish_batch(broker.OUTBOUND, messages_for(rows))
+        if confirmed:
+            cur.execute(MARK_DISPATCHED, (list(confirmed),))
+    if len(confirmed) < len(rows):
+        log.warning("%d of %d events not confirmed; left undispatched", len(rows) - len(confirmed), len(rows))
+    log.debug("dispatched %d events, first %s", len(confirmed), rows[0]["event_id"])
+    return len(rows), len(confirmed)
+
+
+def relay_pending(
+    conn: psycopg.Connection,
+    publisher: ConfirmingPublisher,
+    settings: Settings,
+    batch_size: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Dispatch every undispatched 'Not Viewed' event, batch by batch. Returns how many.
+
+    Stops early when a batch was not fully confirmed, so a refusing broker is not hammered
+    (the next NOTIFY, poll or sweep tries again), and when `stop()` turns true.
+    """
+    batch_size = batch_size or settings.RELAY_BATCH_SIZE
+    total = 0
+    while True:
+        claimed, confirmed = relay_batch(conn, publisher, batch_size)
+        total += confirmed
+        if claimed < batch_size or confirmed < claimed or stop():
+            return total
+
+
+def relay_pending_parallel(
+    workers: Sequence[tuple[psycopg.Connection, ConfirmingPublisher]],
+    settings: Settings,
+    batch_size: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Drain with one thread per (connection, publisher) pair; returns how many dispatched.
+
+    One batch in flight leaves the broker idle while the batch is claimed and marked; two
+    workers keep it busy (SKIP LOCKED keeps them apart). Called by the long-running relay
+    and the benchmark. Raises the first error a worker met, after all have finished.
+    """
+    counts, errors = [0] * len(workers), []
+
+    def work(index: int) -> None:
+        conn, publisher = workers[index]
+        try:
+            counts[index] = relay_pending(conn, publisher, settings, batch_size, stop)
+        except Exception as error:  # re-raised by the caller's thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"relay-{i}") for i in range(len(workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return sum(counts)
+
+
+def redispatch_lost(
+    relay_conn: psycopg.Connection,
+    assignment_conn: psycopg.Connection,
+    publisher: ConfirmingPublisher,
+    settings: Settings,
+) -> int:
+    """Re-publish events dispatched long ago that the assignment service never stored.
+
+    Events found in assignment_service.dedup_events get receipt_confirmed_at and are left
+    alone for ever after; the others are published again and their dispatched_at refreshed.
+    Called by the Prefect flow `relay-poll`. Returns how many were re-published.
+    """
+    total = 0
+    while True:
+        claimed, changed, republished = _redispatch_batch(relay_conn, assignment_conn, publisher, settings)
+        total += republished
+        if claimed < settings.RELAY_BATCH_SIZE or changed < claimed:
+            return total
+
+
+def _redispatch_batch(relay_conn, assignment_conn, publisher, settings) -> tuple[int, int, int]:
+    """One batch of redispatch_lost in one relay transaction: (claimed, changed, republished)."""
+    with relay_conn.transaction(), relay_conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            CLAIM_UNCONFIRMED, (settings.REDISPATCH_AFTER_SECONDS, settings.RELAY_BATCH_SIZE)
+        ).fetchall()
+        if not rows:
+            return 0, 0, 0
+        stored = _stored(assignment_conn, [row["event_id"] for row in rows])
+        if stored:
+            cur.execute(MARK_RECEIVED, (list(stored),))
+        lost = [row for row in rows if row["event_id"] not in stored]
+        confirmed = publisher.publish_batch(broker.OUTBOUND, messages_for(lost)) if lost else set()
+        if confirmed:
+            cur.execute(MARK_DISPATCHED, (list(confirmed),))
+    for event_id in confirmed:
+        log.warning("event %s was never stored by the assignment service; re-dispatched", event_id)
+    log.info("redispatch: %d confirmed received, %d re-dispatched", len(stored), len(confirmed))
+    return len(rows), len(stored) + len(confirmed), len(confirmed)
+
+
+def _stored(assignment_conn: psycopg.Connection, event_ids: list) -> set:
+    """Which of `event_ids` the assignment service has received (its dedup rows)."""
+    with assignment_conn.transaction():
+        rows = assignment_conn.execute(STORED, (event_ids,)).fetchall()
+    return {row["event_id"] if isinstance(row, dict) else row[0] for row in rows}

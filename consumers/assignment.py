@@ -1,0 +1,67 @@
+"""`python -m consumers assignment`: events.outbound -> stored, waiting, routed -> ack.
+
+Any number of copies may run at once: SKIP LOCKED draws and the guarded load rows keep them
+from taking the same event twice or passing the cap. Every BACKFILL_SWEEP_SECONDS each copy
+also routes whatever waits (work missed by a trigger, events due for overflow).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from common import resources
+from common.adapters import broker
+from common.adapters.presence import Presence
+from common.messages import OutboundEvent, parse
+from common.services import assignment
+from common.services.reconcile import reconcile_counters
+from common.settings import Settings
+from consumers.runner import BatchConsumer
+
+log = logging.getLogger(__name__)
+
+
+class AssignmentHandler:
+    """Stores and routes batches of events from events.outbound."""
+
+    queue = broker.OUTBOUND
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.conn: psycopg.Connection | None = None
+        self.presence = Presence(resources.redis_client(settings), settings)
+        self.reset()
+
+    def reset(self) -> None:
+        """Called by the runner after a transient failure: a fresh database connection."""
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = resources.assignment_connection(self.settings, autocommit=True)
+
+    def parse(self, body: bytes) -> OutboundEvent:
+        return parse(OutboundEvent, body)
+
+    def handle(self, events: list[OutboundEvent]) -> None:
+        result = assignment.receive(self.conn, self.presence, self.settings, events)
+        log.debug("stored %d, assigned %d", result.stored, len(result.assigned))
+
+    def idle(self) -> None:
+        """The periodic sweep: route anything still waiting."""
+        assigned = assignment.route_waiting(self.conn, self.presence, self.settings)
+        if assigned:
+            log.info("sweep assigned %d waiting event(s)", assigned)
+
+
+def run(settings: Settings) -> None:
+    handler = AssignmentHandler(settings)
+    reconcile_counters(handler.conn, handler.presence)
+    BatchConsumer(
+        settings,
+        handler,
+        name="assignment",
+        prefetch=settings.ASSIGNMENT_BATCH_SIZE * 2,
+        batch_size=settings.ASSIGNMENT_BATCH_SIZE,
+        idle_every=settings.BACKFILL_SWEEP_SECONDS,
+    ).run()

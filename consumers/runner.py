@@ -1,0 +1,235 @@
+"""The loop every queue consumer shares: batches, acks after commit, dead letters, reconnects.
+
+A handler parses one body (raising BadMessage for what can never be processed) and handles
+a batch of parsed items in one transaction. The runner decides each message's fate by the
+kind of error, as gmr/rejected does:
+- BadMessage, or a data error from PostgreSQL: published to `<queue>.dlq` with the reason
+  in the `x-death-reason` header, then acknowledged;
+- a transient failure (a server unreachable): the batch is retried with capped back-off and
+  never acknowledged before its commit;
+- anything else: the batch is retried message by message; a message that still fails is
+  requeued and counted (the quorum queue's delivery limit dead-letters it in the end), and
+  too many such failures in a row end the process for its supervisor to restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import psycopg
+import redis
+from pika.exceptions import AMQPError
+
+from common.adapters import broker
+from common.messages import BadMessage
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError,
+             broker.PublishError, OSError)
+DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError)
+MAX_BACKOFF = 30.0
+MAX_UNKNOWN_FAILURES = 20
+
+
+class Handler(Protocol):
+    queue: str  # base queue name (DESIGN.md), namespaced by the runner
+
+    def parse(self, body: bytes) -> object: ...
+
+    def handle(self, items: list) -> None: ...
+
+    def reset(self) -> None:
+        """Drop and reopen the handler's own connections after a transient failure."""
+
+    def idle(self) -> None:
+        """Called every `idle_every` seconds (periodic sweeps); may do nothing."""
+
+
+@dataclass
+class Delivery:
+    tag: int
+    body: bytes
+    headers: dict
+
+
+class Stop(Exception):
+    pass
+
+
+class BatchConsumer:
+    """Consumes one queue in batches for a handler until SIGTERM/SIGINT."""
+
+    def __init__(self, settings: Settings, handler: Handler, name: str,
+                 prefetch: int = 1000, batch_size: int = 500, idle_every: float = 0):
+        self.settings = settings
+        self.handler = handler
+        self.name = name
+        self.prefetch = prefetch
+        self.batch_size = batch_size
+        self.idle_every = idle_every
+        self.queue = settings.name(handler.queue)
+        self.dlq_base = broker.dlq_name(handler.queue)
+        self.buffer: list[Delivery] = []
+        self.stopping = False
+        self.stats = {"handled": 0, "dead_lettered": 0, "requeued": 0}
+        self._unknown_in_a_row = 0
+        self._next_idle = time.monotonic() + idle_every
+        self._dlq = broker.ConfirmingPublisher(settings, f"{name}-dlq", bases=[handler.queue])
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until stopped, reconnecting to RabbitMQ with capped back-off."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        backoff = 1.0
+        while not self.stopping:
+            try:
+                self._consume()
+                backoff = 1.0
+            except Stop:
+                break
+            except (AMQPError, OSError) as error:
+                log.warning("%s: broker connection lost (%r); retrying in %.0fs",
+                            self.name, error, backoff)
+                self.buffer.clear()  # unacked: the broker redelivers them
+                self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+        self._dlq.close()
+        log.info("%s stopped: %s", self.name, self.stats)
+
+    def _on_signal(self, *_):
+        """SIGTERM handler: finish the current batch, then leave."""
+        self.stopping = True
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < end:
+            time.sleep(min(0.2, seconds))
+
+    def _consume(self) -> None:
+        """One broker connection's life: declare, consume, flush batches."""
+        connection = broker.connect(self.settings, self.name)
+        try:
+            channel = connection.channel()
+            broker.declare_queues(channel, self.settings, [self.handler.queue])
+            channel.basic_qos(prefetch_count=self.prefetch)
+            channel.basic_consume(self.queue, self._on_message)
+            log.info("%s consuming %s", self.name, self.queue)
+            while not self.stopping:
+                before = len(self.buffer)
+                connection.process_data_events(time_limit=0.02 if self.buffer else 0.25)
+                quiet = len(self.buffer) == before
+                if self.buffer and (quiet or len(self.buffer) >= self.batch_size):
+                    self._flush(channel)
+                self._maybe_idle()
+        finally:
+            if connection.is_open:
+                try:
+                    connection.close()
+                except AMQPError:
+                    pass
+
+    def _on_message(self, _channel, method, properties, body) -> None:
+        """pika calls this for each delivery while process_data_events runs."""
+        self.buffer.append(Delivery(method.delivery_tag, body, properties.headers or {}))
+
+    def _maybe_idle(self) -> None:
+        if self.idle_every and time.monotonic() >= self._next_idle:
+            self._next_idle = time.monotonic() + self.idle_every
+            self._with_retry(self.handler.idle)
+
+    # -- one batch -----------------------------------------------------------------------
+
+    def _flush(self, channel) -> None:
+        """Handle the buffered deliveries, dead-letter the bad ones, then ack them all."""
+        batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
+        good, bad = [], {}
+        for delivery in batch:
+            try:
+                good.append((delivery, self.handler.parse(delivery.body)))
+            except BadMessage as error:
+                bad[delivery.tag] = (delivery, error.reason)
+        requeue = self._with_retry(lambda: self._handle(good, bad))
+        for delivery, reason in bad.values():
+            self._dead_letter(delivery, reason)
+        requeue_tags = {d.tag for d in requeue}
+        for delivery in batch:
+            if delivery.tag in requeue_tags:
+                channel.basic_nack(delivery.tag, requeue=True)
+            else:
+                channel.basic_ack(delivery.tag)
+        self.stats["handled"] += len(good) - len(requeue)
+
+    def _handle(self, good: list, bad: dict) -> list[Delivery]:
+        """Whole batch first; on a non-transient error, one by one. Returns what to requeue."""
+        if not good:
+            return []
+        try:
+            self.handler.handle([item for _, item in good])
+            self._unknown_in_a_row = 0
+            return []
+        except TRANSIENT:
+            raise
+        except Exception as error:  # noqa: BLE001 - isolate the message that causes it
+            if len(good) == 1:
+                return self._single_failure(good[0][0], error, bad)
+            log.warning("%s: batch of %d failed (%r); retrying one by one",
+                        self.name, len(good), error)
+        requeue = []
+        for pair in good:
+            requeue.extend(self._handle([pair], bad))
+        return requeue
+
+    def _single_failure(self, delivery: Delivery, error: Exception, bad: dict) -> list:
+        if isinstance(error, DATA_ERRORS):
+            first = str(error).splitlines()[0] if str(error) else ""
+            bad[delivery.tag] = (delivery, f"rejected by the database: {type(error).__name__}: {first}")
+            return []
+        self._unknown_in_a_row += 1
+        self.stats["requeued"] += 1
+        log.exception("%s: message %s failed (%d in a row); requeued",
+                      self.name, delivery.tag, self._unknown_in_a_row, exc_info=error)
+        if self._unknown_in_a_row >= MAX_UNKNOWN_FAILURES:
+            raise SystemExit(f"{self.name}: {self._unknown_in_a_row} unexplained failures in a row")
+        return [delivery]
+
+    def _with_retry(self, work):
+        """Run `work`, retrying transient failures with capped back-off until it succeeds."""
+        backoff = 0.5
+        while True:
+            try:
+                return work()
+            except TRANSIENT as error:
+                if self.stopping:
+                    raise Stop() from error
+                log.warning("%s: transient failure (%r); retrying in %.1fs",
+                            self.name, error, backoff)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                self._reset_handler()
+
+    def _reset_handler(self) -> None:
+        try:
+            self.handler.reset()
+        except TRANSIENT as error:
+            log.warning("%s: reconnect failed: %r", self.name, error)
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Publish the original body to `<queue>.dlq` with the reason, before the ack."""
+        log.error("%s: dead-lettering delivery %s: %s", self.name, delivery.tag, reason)
+        headers = dict(delivery.headers)
+        headers.update({"x-death-reason": reason[:1000], "x-original-queue": self.queue})
+        message = broker.Message(key=f"dlq-{delivery.tag}-{time.time_ns()}",
+                                 body=delivery.body, headers=headers)
+        self._with_retry(lambda: self._publish_dead_letter(message))
+        self.stats["dead_lettered"] += 1
+
+    def _publish_dead_letter(self, message: broker.Message) -> None:
+        if message.key not in self._dlq.publish_batch(self.dlq_base, [message]):
+            raise broker.PublishError(f"dead letter not confirmed on {self.dlq_base}")
