@@ -14,6 +14,7 @@ kind of error, as gmr/rejected does:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -130,10 +131,8 @@ class BatchConsumer:
                 self._maybe_idle()
         finally:
             if connection.is_open:
-                try:
+                with contextlib.suppress(AMQPError):
                     connection.close()
-                except AMQPError:
-                    pass
 
     def _on_message(self, _channel, method, properties, body) -> None:
         """pika calls this for each delivery while process_data_events runs."""

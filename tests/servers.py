@@ -160,7 +160,12 @@ def tear_down(settings: Settings) -> None:
                 channel.queue_delete(queue)
         connection.close()
     with suppress(Exception):
-        client = redis_client(settings)
-        keys = list(client.scan_iter(match=f"{settings.NAMESPACE}.*", count=1000))
-        if keys:
-            client.delete(*keys)
+        delete_namespace_keys(settings)
+
+
+def delete_namespace_keys(settings: Settings) -> None:
+    """What a Redis flush does to one test's namespace (never FLUSHALL: runs share Redis)."""
+    client = redis_client(settings)
+    keys = list(client.scan_iter(match=f"{settings.NAMESPACE}.*", count=1000))
+    if keys:
+        client.delete(*keys)

@@ -7,6 +7,7 @@ broker's confirms of a whole batch at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -124,10 +125,13 @@ class ConfirmingPublisher:
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(AMQPError):
                 connection.close()
-            except AMQPError:
-                pass
+
+    def keep_alive(self) -> None:
+        """Let pika send and answer heartbeats; long-running callers call it while idle."""
+        if self._connection is not None and self._connection.is_open:
+            self._connection.process_data_events(time_limit=0)
 
     def __enter__(self) -> ConfirmingPublisher:
         return self

@@ -49,13 +49,19 @@ class Candidate:
 
 
 def pick(candidates: list[Candidate], wanted: str, cap: int) -> Candidate | None:
-    """Least loaded eligible operator under the cap; ties to the oldest last assignment."""
+    """Least loaded eligible operator under the cap; ties to the oldest last assignment.
+
+    `wanted` is a user region or ANY_REGION, optionally `:<id>` of an operator to avoid
+    (who just lost the event): they get it back only when nobody else is eligible.
+    """
+    region, _, avoid = wanted.partition(":")
     eligible = [
-        c for c in candidates if c.load < cap and (wanted == ANY_REGION or c.region == wanted)
+        c for c in candidates if c.load < cap and (region == ANY_REGION or c.region == region)
     ]
-    if not eligible:
+    preferred = [c for c in eligible if str(c.user_id) != avoid] or eligible
+    if not preferred:
         return None
-    return min(eligible, key=lambda c: (c.load, c.last_assigned, c.user_id))
+    return min(preferred, key=lambda c: (c.load, c.last_assigned, c.user_id))
 
 
 def pick_many(candidates: list[Candidate], wanted: list[str], cap: int, now: float) -> list:

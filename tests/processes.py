@@ -1,0 +1,68 @@
+"""Running the real long-running processes from tests, and waiting for what they do."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common.settings import Settings
+from tests import servers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def running(settings: Settings, *names: str, copies: int = 1, **env):
+    """Start `python -m consumers NAME` (copies of each) with these settings; stop them after."""
+    environment = servers.settings_env(settings)
+    environment.update({k: str(v) for k, v in env.items()})
+    environment["PYTHONPATH"] = str(ROOT)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "consumers", name],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for name in names
+        for _ in range(copies)
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def eventually(check, timeout: float = 60, interval: float = 0.1, message: str = ""):
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds.
+
+    A bound on waiting, not a speed assertion: generous on purpose for shared machines.
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {message or check} (last: {last!r})")
+
+
+def pid_alive(proc: subprocess.Popen) -> bool:
+    return proc.poll() is None and os.path.exists(f"/proc/{proc.pid}")
