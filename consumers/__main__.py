@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -27,10 +28,8 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     module = importlib.import_module(PROCESSES[argv[0]])
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         module.run(settings)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
