@@ -162,3 +162,109 @@ def available_operators(cur) -> dict[int, str]:
     """Operators marked available (PostgreSQL's truth for active_users): id -> region."""
     cur.execute("SELECT id, region FROM users WHERE role = 'operator' AND available")
     return {row["id"]: row["region"] for row in cur.fetchall()}
+
+
+# ---- releases (common/services/releases.py) ---------------------------------------------
+
+_LIVE = "status = 'pending' AND NOT deleted"
+
+
+def lock_live_assignments(cur, assignment_ids: Sequence[int]) -> list[dict]:
+    """Lock the live rows among `assignment_ids`, in id order (decided or released: skipped)."""
+    cur.execute(
+        f"SELECT assignment_id, user_id, event_id FROM assignments "
+        f"WHERE assignment_id = ANY(%s) AND {_LIVE} ORDER BY assignment_id FOR UPDATE",
+        [list(assignment_ids)],
+    )
+    return cur.fetchall()
+
+
+def lock_stale_assignments(cur, older_than_minutes: float, limit: int) -> list[dict]:
+    """Lock up to `limit` live assignments created longer ago than the expiry, oldest first.
+
+    SKIP LOCKED: a row a decision (or another expiry run) holds now is left to it.
+    """
+    cur.execute(
+        f"SELECT assignment_id, user_id, event_id FROM assignments "
+        f"WHERE {_LIVE} AND created_at < now() - make_interval(secs => %s) "
+        f"ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        [older_than_minutes * 60, limit],
+    )
+    return cur.fetchall()
+
+
+def live_assignment_ids(cur, user_ids: Sequence[int]) -> list[int]:
+    cur.execute(
+        f"SELECT assignment_id FROM assignments WHERE user_id = ANY(%s) AND {_LIVE}",
+        [list(user_ids)],
+    )
+    return [row["assignment_id"] for row in cur.fetchall()]
+
+
+def mark_released(cur, rows: Sequence[dict], reason: str, actor: str,
+                  actor_id: int | None) -> None:
+    """Soft-delete locked live rows, append their history, put their events back waiting.
+
+    The event keeps its created_at and severity (its place in the waiting order); only
+    waiting_since restarts and released_from names the operator routing should avoid.
+    """
+    cur.execute(
+        """
+        WITH released AS (
+            UPDATE assignments
+            SET deleted = true, released_at = now(), release_reason = %(reason)s,
+                updated_at = now()
+            WHERE assignment_id = ANY(%(ids)s) AND status = 'pending' AND NOT deleted
+            RETURNING assignment_id, user_id, event_id
+        ), logged AS (
+            INSERT INTO assignment_history (assignment_id, event_id, user_id, actor_id, actor,
+                                            previous_state, new_state, reason)
+            SELECT assignment_id, event_id, user_id, %(actor_id)s, %(actor)s,
+                   'pending', 'released', %(reason)s
+            FROM released
+        )
+        UPDATE events e
+        SET waiting_since = now(), released_from = r.user_id, updated_at = now()
+        FROM released r
+        WHERE e.event_id = r.event_id
+        """,
+        {"ids": [row["assignment_id"] for row in rows], "reason": reason,
+         "actor": actor, "actor_id": actor_id},
+    )
+
+
+def drop_loads(cur, decrements: dict[int, int]) -> dict[int, int]:
+    """Lower several load rows at once (rows already locked). Returns the new lives."""
+    cur.execute(
+        """
+        UPDATE operator_load AS l SET live = l.live - v.n
+        FROM unnest(%s::int[], %s::int[]) AS v(user_id, n)
+        WHERE l.user_id = v.user_id
+        RETURNING l.user_id, l.live
+        """,
+        [list(decrements), list(decrements.values())],
+    )
+    return {row["user_id"]: row["live"] for row in cur.fetchall()}
+
+
+def inactive_operators(cur) -> list[int]:
+    """Operators with no live session (not ended, not expired), by PostgreSQL's clock."""
+    cur.execute(
+        """
+        SELECT u.id FROM users u
+        WHERE u.role = 'operator' AND NOT EXISTS (
+            SELECT 1 FROM sessions s
+            WHERE s.user_id = u.id AND s.ended_at IS NULL AND s.expires_at > now())
+        ORDER BY u.id
+        """
+    )
+    return [row["id"] for row in cur.fetchall()]
+
+
+def set_unavailable(cur, user_ids: Sequence[int]) -> list[int]:
+    cur.execute(
+        "UPDATE users SET available = false, updated_at = now() "
+        "WHERE id = ANY(%s) AND available RETURNING id",
+        [list(user_ids)],
+    )
+    return [row["id"] for row in cur.fetchall()]

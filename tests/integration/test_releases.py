@@ -1,0 +1,177 @@
+"""Releases on real PostgreSQL and Redis: expiry, inactive operators, logout, late duplicates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from common.adapters.presence import Presence
+from common.resources import assignment_connection, redis_client
+from common.services import assignment, releases
+from tests import helpers
+from tests.factories import add_operators, event, make_available
+
+
+@pytest.fixture
+def conn(settings):
+    with assignment_connection(settings, autocommit=True) as connection:
+        yield connection
+
+
+def presence_for(settings) -> Presence:
+    return Presence(redis_client(settings), settings)
+
+
+def short_expiry(settings, **overrides):
+    """Settings where work expires after 60 ms; the test then waits past it."""
+    return settings.model_copy(update={"ASSIGNMENT_EXPIRY_MINUTES": 0.001, **overrides})
+
+
+def wait_past_expiry() -> None:
+    time.sleep(0.2)
+
+
+def owner(conn, e) -> int | None:
+    row = helpers.live_assignment(conn, e.event_id)
+    return row["user_id"] if row else None
+
+
+def test_expired_work_goes_to_another_operator_and_decided_work_stays(settings, conn):
+    s = short_expiry(settings)
+    presence = presence_for(s)
+    first, second = add_operators(conn, 2, region="EU")
+    make_available(conn, presence, [first])
+    stale, decided = event("EU", severity=4), event("EU", severity=2)
+    assignment.receive(conn, presence, s, [stale, decided])
+    decided_row = helpers.decide(conn, helpers.live_assignment(conn, decided.event_id)["assignment_id"])
+    make_available(conn, presence, [second])
+    wait_past_expiry()
+
+    report = releases.expire_assignments(conn, presence, s)
+
+    assert report == {"released": 1, "assigned": 1}
+    assert owner(conn, stale) == second
+    assert [(r["status"], r["deleted"]) for r in helpers.assignments_of(conn, decided.event_id)] \
+        == [("approved", False)]
+    assert helpers.assignments_of(conn, decided.event_id)[0]["decided_at"] == decided_row["decided_at"]
+    assert helpers.history(conn, stale.event_id) == [
+        (first, None, "pending", "assigned"),
+        (first, "pending", "released", "expired"),
+        (second, None, "pending", "assigned"),
+    ]
+    mirror = conn.execute("SELECT severity, created_at FROM events WHERE event_id = %s",
+                          [stale.event_id]).fetchone()
+    assert (mirror["severity"], mirror["created_at"]) == (4, stale.created_at)
+    loads = {r["user_id"]: r["live"] for r in conn.execute("SELECT * FROM operator_load")}
+    assert (loads[first], loads[second]) == (0, 1)
+    assert (presence.counts()[first], presence.counts()[second]) == (0, 1)
+
+
+def test_released_work_keeps_its_priority_over_newer_waiting_work(settings, conn):
+    s = short_expiry(settings, MAX_ASSIGNMENTS=1)
+    presence = presence_for(s)
+    first, second = add_operators(conn, 2, region="EU")
+    make_available(conn, presence, [first])
+    old_severe = event("EU", severity=5, age_seconds=600)
+    assignment.receive(conn, presence, s, [old_severe])
+    newer = event("EU", severity=3)
+    assignment.receive(conn, presence, s, [newer])  # the only operator is at the cap
+    assert (owner(conn, old_severe), owner(conn, newer)) == (first, None)
+    make_available(conn, presence, [second])
+    wait_past_expiry()
+
+    releases.expire_assignments(conn, presence, s)
+
+    # Drawn first (most severe), it avoids its last owner; the newer event takes what is left.
+    assert (owner(conn, old_severe), owner(conn, newer)) == (second, first)
+
+
+def test_a_late_duplicate_of_a_released_event_creates_no_second_owner(settings, conn):
+    presence = presence_for(settings)
+    (operator,) = add_operators(conn, 1, region="EU")
+    make_available(conn, presence, [operator])
+    e = event("EU")
+    assignment.receive(conn, presence, settings, [e])
+    presence.set_unavailable(operator)
+    releases.release(conn, presence, settings,
+                     [helpers.live_assignment(conn, e.event_id)["assignment_id"]],
+                     "supervisor", "supervisor", 2)
+
+    while_waiting = assignment.receive(conn, presence, settings, [e])
+    assert (while_waiting.stored, owner(conn, e)) == (0, None)
+    make_available(conn, presence, [operator])
+    assignment.route_waiting(conn, presence, settings)
+    assignment.receive(conn, presence, settings, [e, e])
+
+    rows = helpers.assignments_of(conn, e.event_id)
+    assert [(r["user_id"], r["deleted"], r["release_reason"]) for r in rows] == [
+        (operator, True, "supervisor"),
+        (operator, False, None),
+    ]
+    assert conn.execute("SELECT count(*) AS n FROM dedup_events").fetchone()["n"] == 1
+
+
+def test_operators_without_a_live_session_lose_their_work_to_present_ones(settings, conn):
+    presence = presence_for(settings)
+    present, gone = add_operators(conn, 2, region="EU")
+    helpers.add_session(conn, present, live=True)
+    helpers.add_session(conn, gone, live=False)
+    make_available(conn, presence, [present, gone])
+    kept, orphan = event("EU", severity=3), event("EU", severity=3)
+    assignment.receive(conn, presence, settings, [kept, orphan])
+    assert {owner(conn, kept), owner(conn, orphan)} == {present, gone}
+    orphaned = kept if owner(conn, kept) == gone else orphan
+
+    report = releases.cleanup_inactive_users(conn, presence, settings)
+
+    assert (report["released"], report["assigned"]) == (1, 1)
+    assert (owner(conn, kept), owner(conn, orphan)) == (present, present)
+    assert helpers.history(conn, orphaned.event_id)[1:] == [
+        (gone, "pending", "released", "inactive"),
+        (present, None, "pending", "assigned"),
+    ]
+    available = conn.execute("SELECT available FROM users WHERE id = %s", [gone]).fetchone()
+    assert available["available"] is False
+    assert gone not in presence.active_users()
+    assert not presence.session_alive(gone)
+    assert present in presence.active_users()
+
+
+def test_logout_releases_the_operators_work_to_a_colleague(settings, conn):
+    presence = presence_for(settings)
+    leaving, staying = add_operators(conn, 2, region="EU")
+    make_available(conn, presence, [leaving, staying])
+    events = [event("EU") for _ in range(4)]
+    assignment.receive(conn, presence, settings, events)
+    presence.end_session(leaving)  # what the API's logout does before releasing
+
+    released = releases.release_user(conn, presence, settings, leaving, "logout", "user", leaving)
+
+    assert released == 2
+    assert [owner(conn, e) for e in events] == [staying] * 4
+    rows = conn.execute(
+        "SELECT actor, actor_id, reason FROM assignment_history WHERE new_state = 'released'"
+    ).fetchall()
+    assert [(r["actor"], r["actor_id"], r["reason"]) for r in rows] == [("user", leaving, "logout")] * 2
+
+
+def test_decided_or_already_released_work_is_never_released(settings, conn):
+    presence = presence_for(settings)
+    (operator,) = add_operators(conn, 1, region="EU")
+    make_available(conn, presence, [operator])
+    decided, released = event("EU"), event("EU")
+    assignment.receive(conn, presence, settings, [decided, released])
+    decided_id = helpers.live_assignment(conn, decided.event_id)["assignment_id"]
+    released_id = helpers.live_assignment(conn, released.event_id)["assignment_id"]
+    helpers.decide(conn, decided_id, "rejected")
+    presence.set_unavailable(operator)
+    assert len(releases.release(conn, presence, settings, [released_id], "expired", "test")) == 1
+
+    again = releases.release(conn, presence, settings, [decided_id, released_id], "expired", "test")
+
+    assert again == []
+    rows = {r["assignment_id"]: r for r in conn.execute("SELECT * FROM assignments")}
+    assert (rows[decided_id]["status"], rows[decided_id]["deleted"]) == ("rejected", False)
+    assert conn.execute("SELECT count(*) AS n FROM assignment_history "
+                        "WHERE new_state = 'released'").fetchone()["n"] == 1
