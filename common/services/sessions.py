@@ -1,0 +1,239 @@
+"""Login, sessions, heartbeat, availability and logout.
+
+Called by the HTTP API. Tokens are random; PostgreSQL keeps only their SHA-256 (table
+`sessions`), so a session survives a Redis restart. Redis holds presence: the session key
+(refreshed by login, heartbeat and `POST /users/{id}/active`) and `active_users`. Each
+change commits in PostgreSQL first, then Redis follows, then waiting work is backfilled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from functools import cache
+
+import psycopg
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from common.adapters import assignment_db as db
+from common.adapters.presence import Presence
+from common.domain.decisions import OPERATOR
+from common.services import assignment, releases
+from common.services.errors import Conflict, TooManyAttempts, Unauthorized
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_hasher = PasswordHasher()
+_USER_COLUMNS = "u.id, u.username, u.name, u.role, u.region, u.available"
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the username is unknown, so timing does not tell."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def _failures_key(settings: Settings, username: str) -> str:
+    return settings.name(f"login_failures:{username}")
+
+
+def login(conn: psycopg.Connection, presence: Presence, settings: Settings,
+          username: str, password: str) -> tuple[str, dict]:
+    """Check the password, start a session, make an operator available, backfill.
+
+    Returns (token, user). Raises TooManyAttempts while the username is locked out after
+    LOGIN_MAX_FAILURES failures, Unauthorized for a wrong username or password.
+    """
+    _refuse_if_locked(presence.client, settings, username)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, username, name, role, region, password_hash FROM users "
+            "WHERE username = %s", [username])
+        row = cur.fetchone()
+    if not _password_matches(row["password_hash"] if row else None, password):
+        _count_failure(presence.client, settings, username)
+        raise Unauthorized("wrong username or password")
+    presence.client.delete(_failures_key(settings, username))
+    token = secrets.token_urlsafe(32)
+    user = _start_session(conn, settings, row, token)
+    presence.touch_session(user["id"])
+    if user["role"] == OPERATOR:
+        presence.set_available(user["id"], user["region"])
+        _backfill(conn, presence, settings, "login", user["id"])
+    log.info("user %s (%s) logged in", user["id"], username)
+    return token, user
+
+
+def _refuse_if_locked(client: redis.Redis, settings: Settings, username: str) -> None:
+    key = _failures_key(settings, username)
+    failures = int(client.get(key) or 0)
+    if failures >= settings.LOGIN_MAX_FAILURES:
+        retry_after = max(client.ttl(key), 1)
+        log.warning("login for %r refused: %s failures, locked %ss", username, failures,
+                    retry_after)
+        raise TooManyAttempts(
+            f"too many failed logins for this username; try again in {retry_after} s",
+            retry_after)
+
+
+def _password_matches(stored: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _count_failure(client: redis.Redis, settings: Settings, username: str) -> None:
+    """One more failure; the count (and the lockout) lasts LOGIN_LOCKOUT_SECONDS from the
+    last failure."""
+    key = _failures_key(settings, username)
+    pipe = client.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, settings.LOGIN_LOCKOUT_SECONDS)
+    failures, _ = pipe.execute()
+    log.warning("failed login for %r (%s in a row)", username, failures)
+
+
+def _start_session(conn: psycopg.Connection, settings: Settings, row: dict,
+                   token: str) -> dict:
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO sessions (token_hash, user_id, expires_at) "
+            "VALUES (%s, %s, now() + make_interval(secs => %s))",
+            [token_hash(token), row["id"], settings.SESSION_TTL])
+        if row["role"] == OPERATOR:
+            cur.execute("UPDATE users SET available = true, updated_at = now() "
+                        "WHERE id = %s", [row["id"]])
+    return {key: row[key] for key in ("id", "username", "name", "role", "region")}
+
+
+def authenticate(conn: psycopg.Connection, presence: Presence, settings: Settings,
+                 token: str) -> dict:
+    """The user of a live session (not ended, not expired), from PostgreSQL alone."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {_USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.token_hash = %s AND s.ended_at IS NULL AND s.expires_at > now()",
+            [token_hash(token)])
+        user = cur.fetchone()
+    if user is None:
+        raise Unauthorized("invalid or expired token")
+    return user
+
+
+def heartbeat(conn: psycopg.Connection, presence: Presence, settings: Settings,
+              token: str) -> dict:
+    """Refresh the session (PostgreSQL and the Redis key) without changing availability.
+
+    After a Redis loss this is what brings an available operator's presence back, with
+    their live count from PostgreSQL, so nobody has to log in again.
+    """
+    user = _refresh_session(conn, settings, token)
+    presence.touch_session(user["id"])
+    if user["role"] == OPERATOR and user["available"]:
+        _restore_presence(conn, presence, user)
+        _backfill(conn, presence, settings, "heartbeat", user["id"])
+    return user
+
+
+def _refresh_session(conn: psycopg.Connection, settings: Settings, token: str) -> dict:
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            f"""
+            UPDATE sessions s
+            SET expires_at = now() + make_interval(secs => %s), last_seen_at = now()
+            FROM users u
+            WHERE u.id = s.user_id AND s.token_hash = %s
+              AND s.ended_at IS NULL AND s.expires_at > now()
+            RETURNING {_USER_COLUMNS}
+            """,
+            [settings.SESSION_TTL, token_hash(token)])
+        user = cur.fetchone()
+    if user is None:
+        raise Unauthorized("invalid or expired token")
+    return user
+
+
+def _restore_presence(conn: psycopg.Connection, presence: Presence, user: dict) -> None:
+    """Put an available operator back into active_users if Redis lost the entry."""
+    if user["id"] in presence.active_users():
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        counts = db.live_counts(cur, [user["id"]])
+    presence.set_counts(counts)
+    presence.set_available(user["id"], user["region"])
+    log.warning("presence of user %s restored by heartbeat (live %s)", user["id"],
+                counts.get(user["id"]))
+
+
+def set_available(conn: psycopg.Connection, presence: Presence, settings: Settings,
+                  target: dict, on: bool, token: str | None = None) -> dict:
+    """Switch an operator's availability for new work; current work stays theirs.
+
+    `target` is the user being switched; `token` (the caller's own session, when they
+    switch themself) is refreshed along with it.
+    """
+    if on and target["role"] != OPERATOR:
+        raise Conflict(f"user {target['id']} is a {target['role']}; only operators "
+                       "receive assignments")
+    if token is not None:
+        _refresh_session(conn, settings, token)
+        presence.touch_session(target["id"])
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE users u SET available = %s, updated_at = now() WHERE id = %s "
+            f"RETURNING {_USER_COLUMNS}", [on, target["id"]])
+        user = cur.fetchone()
+    if on:
+        presence.set_available(user["id"], user["region"])
+        _backfill(conn, presence, settings, "available", user["id"])
+    else:
+        presence.set_unavailable(user["id"])
+    log.info("user %s is now %s", user["id"], "available" if on else "unavailable")
+    return user
+
+
+def logout(conn: psycopg.Connection, presence: Presence, settings: Settings,
+           token: str) -> dict:
+    """End the session, make the operator unavailable and release their pending work."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            f"""
+            UPDATE sessions s SET ended_at = now()
+            FROM users u
+            WHERE u.id = s.user_id AND s.token_hash = %s AND s.ended_at IS NULL
+              AND s.expires_at > now()
+            RETURNING {_USER_COLUMNS}
+            """, [token_hash(token)])
+        user = cur.fetchone()
+        if user is None:
+            raise Unauthorized("invalid or expired token")
+        cur.execute("UPDATE users SET available = false, updated_at = now() WHERE id = %s",
+                    [user["id"]])
+    presence.end_session(user["id"])
+    if user["role"] == OPERATOR:
+        releases.release_user(conn, presence, settings, user["id"], reason="logout",
+                              actor=user["username"], actor_id=user["id"])
+    log.info("user %s logged out", user["id"])
+    return user
+
+
+def _backfill(conn: psycopg.Connection, presence: Presence, settings: Settings,
+              why: str, user_id: int) -> None:
+    """Assign waiting work now that capacity appeared. The change that caused it has
+    committed; if a server fails here, the consumers' periodic sweep assigns it later."""
+    try:
+        assigned = assignment.route_waiting(conn, presence, settings)
+    except (psycopg.OperationalError, redis.RedisError) as error:
+        log.warning("backfill after %s of user %s failed: %s", why, user_id, error)
+        return
+    if assigned:
+        log.info("backfill after %s of user %s assigned %d event(s)", why, user_id, assigned)
