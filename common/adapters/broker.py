@@ -114,7 +114,7 @@ class ConfirmingPublisher:
         self._channel.add_on_return_callback(self._on_return)
         self._channel.confirm_delivery(self._on_confirm, callback=ready.append)
         while not ready:
-            self._connection.process_data_events(time_limit=1)
+            self._connection.process_data_events(time_limit=0.05)
         self._next_tag = 1
 
     def ensure_open(self) -> None:

@@ -57,7 +57,9 @@ def messages_for(rows: list[dict]) -> list[Message]:
     return [Message(row["event_id"], broker.encode(to_message(row))) for row in rows]
 
 
-def relay_batch(conn: psycopg.Connection, publisher: ConfirmingPublisher, batch_size: int) -> tuple[int, int]:
+def relay_batch(
+    conn: psycopg.Connection, publisher: ConfirmingPublisher, batch_size: int
+) -> tuple[int, int]:
     """Claim, publish and mark one batch in one transaction. Returns (claimed, confirmed).
 
     A PublishError rolls the transaction back: nothing is marked, the rows stay claimable.
@@ -70,7 +72,11 @@ def relay_batch(conn: psycopg.Connection, publisher: ConfirmingPublisher, batch_
         if confirmed:
             cur.execute(MARK_DISPATCHED, (list(confirmed),))
     if len(confirmed) < len(rows):
-        log.warning("%d of %d events not confirmed; left undispatched", len(rows) - len(confirmed), len(rows))
+        log.warning(
+            "%d of %d events not confirmed; left undispatched",
+            len(rows) - len(confirmed),
+            len(rows),
+        )
     log.debug("dispatched %d events, first %s", len(confirmed), rows[0]["event_id"])
     return len(rows), len(confirmed)
 
@@ -117,7 +123,9 @@ def relay_pending_parallel(
         except Exception as error:  # re-raised by the caller's thread below
             errors.append(error)
 
-    threads = [threading.Thread(target=work, args=(i,), name=f"relay-{i}") for i in range(len(workers))]
+    threads = [
+        threading.Thread(target=work, args=(i,), name=f"relay-{i}") for i in range(len(workers))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -141,7 +149,9 @@ def redispatch_lost(
     """
     total = 0
     while True:
-        claimed, changed, republished = _redispatch_batch(relay_conn, assignment_conn, publisher, settings)
+        claimed, changed, republished = _redispatch_batch(
+            relay_conn, assignment_conn, publisher, settings
+        )
         total += republished
         if claimed < settings.RELAY_BATCH_SIZE or changed < claimed:
             return total
