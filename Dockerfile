@@ -1,0 +1,26 @@
+# One image for every process of the stack (see docker-compose.yml): the locked
+# dependencies in /app/.venv, then the code. Which process runs is the compose `command`.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/app \
+    UV_PROJECT_ENVIRONMENT=/app/.venv \
+    UV_LINK_MODE=copy \
+    PATH=/app/.venv/bin:$PATH \
+    DO_NOT_TRACK=1 \
+    PREFECT_SERVER_ANALYTICS_ENABLED=false
+
+WORKDIR /app
+RUN pip install --no-cache-dir uv
+
+# Dependencies first, so a code change does not reinstall them.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-cache
+
+COPY . .
+
+RUN useradd --create-home --uid 10001 app && mkdir -p /data/prefect && chown app /data/prefect
+USER app
+
+CMD ["python", "-m", "common.health"]
