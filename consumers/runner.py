@@ -186,6 +186,10 @@ class BatchConsumer:
         return requeue
 
     def _single_failure(self, delivery: Delivery, error: Exception, bad: dict) -> list:
+        if isinstance(error, BadMessage):
+            # Found bad only against the database (e.g. an ack for an unknown assignment).
+            bad[delivery.tag] = (delivery, error.reason)
+            return []
         if isinstance(error, DATA_ERRORS):
             first = str(error).splitlines()[0] if str(error) else ""
             bad[delivery.tag] = (delivery, f"rejected by the database: {type(error).__name__}: {first}")

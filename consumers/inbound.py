@@ -1,0 +1,66 @@
+"""`python -m consumers inbound`: events.inbound -> source event Viewed -> ack.queue -> ack.
+
+The relay side of the review loop. Each batch is applied to relay_service.events in one
+transaction, then every message of the batch (duplicates too, so a lost ack is re-sent) is
+published to ack.queue with confirms, and only then are the deliveries acknowledged. A
+decision for an event relay_service does not hold is dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from common import resources
+from common.adapters import broker
+from common.messages import BadMessage, DecisionMessage, parse
+from common.services import inbound
+from common.settings import Settings
+from consumers.runner import BatchConsumer
+
+log = logging.getLogger(__name__)
+
+
+class InboundHandler:
+    """Applies batches of decisions to relay_service and acknowledges them on ack.queue."""
+
+    queue = broker.INBOUND
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.conn: psycopg.Connection | None = None
+        self.publisher = broker.ConfirmingPublisher(settings, "inbound-acks", bases=[broker.ACK])
+        self.reset()
+
+    def reset(self) -> None:
+        """Called by the runner after a transient failure: fresh connections."""
+        if self.conn is not None:
+            self.conn.close()
+        self.publisher.close()
+        self.conn = resources.relay_connection(self.settings, autocommit=True)
+
+    def parse(self, body: bytes) -> DecisionMessage:
+        return parse(DecisionMessage, body)
+
+    def handle(self, decisions: list[DecisionMessage]) -> None:
+        result = inbound.apply_decisions(self.conn, decisions)
+        if result.unknown:
+            raise BadMessage(f"unknown event {result.unknown[0]} in relay_service")
+        acks = [broker.Message(d.assignment_id, broker.encode(d.model_dump(mode="json",
+                                                                          by_alias=True)))
+                for d in decisions]
+        confirmed = self.publisher.publish_batch(broker.ACK, acks)
+        missing = {d.assignment_id for d in decisions} - confirmed
+        if missing:
+            raise broker.PublishError(f"{len(missing)} ack(s) not confirmed, e.g. "
+                                      f"assignment {min(missing)}")
+        log.debug("applied %d decision(s), %d new", len(decisions), len(result.applied))
+
+    def idle(self) -> None:
+        """Nothing periodic."""
+
+
+def run(settings: Settings) -> None:
+    BatchConsumer(settings, InboundHandler(settings), name="inbound",
+                  prefetch=1000, batch_size=500).run()
