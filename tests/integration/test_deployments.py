@@ -29,6 +29,19 @@ DESIGN_NAMES = [
 ]
 
 
+SCHEDULE_VARIABLES = (
+    "EXPIRED_EVENT_CRON", "INACTIVE_USER_CRON", "CHECK_REVIEWED_CRON", "RELAY_POLL_SECONDS"
+)
+
+
+@pytest.fixture
+def code_defaults(monkeypatch):
+    """Settings with the code's schedule defaults, whatever the developer's shell exports."""
+    for variable in SCHEDULE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    return Settings(_env_file=None)
+
+
 def schedule_of(deployment):
     """The one schedule of a deployment, or None when it runs on demand only."""
     if not deployment.schedules:
@@ -64,8 +77,8 @@ def test_schedules_follow_the_configured_crons_and_interval():
     )
 
 
-def test_defaults_are_the_documented_ones_and_generate_events_runs_on_demand():
-    deployments = by_name(Settings(_env_file=None))
+def test_defaults_are_the_documented_ones_and_generate_events_runs_on_demand(code_defaults):
+    deployments = by_name(code_defaults)
     assert schedule_of(deployments["expire-assignments"]).cron == "0 */2 * * *"
     assert schedule_of(deployments["cleanup-inactive-users"]).cron == "0 0 * * *"
     assert schedule_of(deployments["check-reviewed"]).cron == "*/30 * * * *"
@@ -101,9 +114,9 @@ def test_a_missing_flow_module_is_named_not_skipped():
         serve.build_deployments(Settings(_env_file=None), [job])
 
 
-def test_prefect_yaml_lists_the_same_six_deployments_with_the_default_schedules():
+def test_prefect_yaml_lists_the_same_six_deployments_with_the_default_schedules(code_defaults):
     spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
-    defaults = by_name(Settings(_env_file=None))
+    defaults = by_name(code_defaults)
     listed = {d["name"]: d for d in spec["deployments"]}
     assert sorted(listed) == sorted(DESIGN_NAMES)
     for job in serve.JOBS:
