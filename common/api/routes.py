@@ -1,0 +1,110 @@
+"""The endpoints of DESIGN.md. Each validates, authorises and calls one service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from common.api.deps import Conn, CurrentUser, Res, Token
+from common.api.schemas import (
+    MAX_BIGINT,
+    MAX_INT,
+    Assignment,
+    DecisionRequest,
+    Health,
+    LoginRequest,
+    LoginResponse,
+    SessionResponse,
+    UserState,
+)
+from common.domain import decisions as rules
+from common.health import check_all
+from common.services import decisions, sessions
+from common.services.errors import Forbidden
+
+router = APIRouter()
+
+UserId = Annotated[int, Path(ge=1, le=MAX_INT)]
+AssignmentId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
+SERVER_NAMES = {"postgres": "PostgreSQL", "redis": "Redis", "rabbitmq": "RabbitMQ"}
+
+
+@router.get("/health", response_model=Health, tags=["health"],
+            responses={503: {"description": "a server does not answer; detail names it"}})
+async def health(res: Res):
+    """200 when PostgreSQL, Redis and RabbitMQ answer, else 503 naming the one that does not."""
+    results = await run_in_threadpool(check_all, res.settings)
+    servers = {SERVER_NAMES[k]: why or "ok" for k, why in results.items()}
+    down = [f"{SERVER_NAMES[k]}: {why}" for k, why in results.items() if why]
+    if down:
+        return JSONResponse(
+            {"detail": "not answering: " + "; ".join(down), "status": "unavailable",
+             "servers": servers}, status_code=503)
+    return {"status": "ok", "servers": servers}
+
+
+@router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
+def login(body: LoginRequest, res: Res, conn: Conn):
+    """Start a session (SESSION_TTL); an operator becomes available and gets waiting work."""
+    token, user = sessions.login(conn, res.presence, res.settings, body.username,
+                                 body.password)
+    return {"token": token, "user": user}
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+def logout(res: Res, conn: Conn, bearer: Token) -> None:
+    """End the session; the operator's pending work is released at once."""
+    sessions.logout(conn, res.presence, res.settings, bearer)
+
+
+@router.post("/auth/heartbeat", response_model=SessionResponse, tags=["auth"])
+def heartbeat(res: Res, conn: Conn, bearer: Token):
+    """Refresh the session without changing availability (the console, every ~60 s)."""
+    user = sessions.heartbeat(conn, res.presence, res.settings, bearer)
+    return {"user": user, "expires_in": res.settings.SESSION_TTL}
+
+
+@router.post("/users/{user_id}/active", response_model=UserState, tags=["users"])
+def make_available(user_id: UserId, res: Res, conn: Conn, me: CurrentUser, bearer: Token):
+    """Available for new work (and the caller's own session refreshed)."""
+    target = _user_in_reach(conn, me, user_id)
+    own = bearer if me["id"] == user_id else None
+    return sessions.set_available(conn, res.presence, res.settings, target, True, own)
+
+
+@router.delete("/users/{user_id}/active", response_model=UserState, tags=["users"])
+def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
+    """No new work while still logged in; current work stays theirs."""
+    target = _user_in_reach(conn, me, user_id)
+    return sessions.set_available(conn, res.presence, res.settings, target, False)
+
+
+@router.get("/users/{user_id}/assignments", response_model=list[Assignment],
+            tags=["assignments"])
+def user_assignments(user_id: UserId, conn: Conn, me: CurrentUser):
+    """Live assignments with their event fields, most severe first, then oldest."""
+    _user_in_reach(conn, me, user_id)
+    return decisions.list_assignments(conn, user_id)
+
+
+@router.put("/assignments/{assignment_id}", response_model=Assignment, tags=["assignments"])
+def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: Conn,
+           me: CurrentUser):
+    """Approve or reject a pending assignment ('completed' is approved)."""
+    updated = decisions.decide(conn, res.presence, res.settings, assignment_id, me,
+                               body.status, body.reason, body.note)
+    res.fast_path.publish(conn, [assignment_id])
+    return updated
+
+
+def _user_in_reach(conn, me: dict, user_id: int) -> dict:
+    """The target user, if the caller may act for them (themself, or their region's
+    supervisor); else NotFound or Forbidden."""
+    target = decisions.get_user(conn, user_id)
+    actor = rules.Actor(me["id"], me["role"], me["region"])
+    if not rules.may_act_for_user(actor, target["id"], target["region"]):
+        raise Forbidden(f"user {user_id} is not yours to act for")
+    return target

@@ -1,0 +1,140 @@
+"""Operators' (and supervisors') decisions on assignments, and the list of live work.
+
+Called by the HTTP API. A decision is one transaction: the assignment, the load row, a
+history row and the outbox row change together; then the Redis counter follows and the
+freed capacity is backfilled. Relaying the outbox row is the review loop's job
+(common/services/outbox.py); the API calls its fast path after this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+import redis
+
+from common.adapters import assignment_db as db
+from common.adapters.presence import Presence
+from common.domain import decisions as rules
+from common.services import assignment
+from common.services.errors import Conflict, Forbidden, NotFound
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_ASSIGNMENT_FIELDS = """
+    a.assignment_id, a.user_id, a.event_id, a.status, a.deleted, a.created_at, a.updated_at,
+    a.decided_at, a.decided_by, a.decision_reason, a.decision_note,
+    a.released_at, a.release_reason,
+    e.region, e.rule_type, e.location, e.severity, e.device_id, e.camera_id,
+    e.frame_reference, e.state, e.created_at AS event_created_at
+"""
+
+
+def decide(conn: psycopg.Connection, presence: Presence, settings: Settings,
+           assignment_id: int, actor_user: dict, status: str,
+           reason: str | None = None, note: str | None = None) -> dict:
+    """Approve or reject a pending assignment ('completed' means approved).
+
+    Raises NotFound, Forbidden (not the actor's work or region) or Conflict (released,
+    already decided, or the same decision twice). Returns the updated assignment.
+    """
+    actor = rules.Actor(actor_user["id"], actor_user["role"], actor_user["region"])
+    with conn.transaction(), conn.cursor() as cur:
+        current = _lock_assignment(cur, assignment_id)
+        if not rules.may_decide(actor, current["user_id"], current["region"]):
+            raise Forbidden(f"assignment {assignment_id} is not yours to decide")
+        try:
+            new_status = rules.transition(current["status"], current["deleted"], status)
+        except rules.DecisionRefused as refused:
+            raise Conflict(f"assignment {assignment_id}: {refused}") from None
+        _record_decision(cur, current, actor_user, new_status, reason, note)
+        live = db.drop_load(cur, current["user_id"])
+        updated = _fetch(cur, assignment_id)
+    log.info("assignment %s (event %s, user %s) %s by user %s", assignment_id,
+             current["event_id"], current["user_id"], new_status, actor.user_id)
+    _after_decision(conn, presence, settings, current["user_id"], live)
+    return updated
+
+
+def _lock_assignment(cur, assignment_id: int) -> dict:
+    cur.execute(
+        "SELECT a.assignment_id, a.user_id, a.event_id, a.status, a.deleted, e.region "
+        "FROM assignments a JOIN events e USING (event_id) "
+        "WHERE a.assignment_id = %s FOR UPDATE OF a", [assignment_id])
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"assignment {assignment_id} not found")
+    return row
+
+
+def _record_decision(cur, current: dict, actor_user: dict, new_status: str,
+                     reason: str | None, note: str | None) -> None:
+    """The assignment, its history row and its outbox row, inside the caller's transaction."""
+    cur.execute(
+        """
+        UPDATE assignments
+        SET status = %(status)s, decided_at = now(), decided_by = %(actor_id)s,
+            decision_reason = %(reason)s, decision_note = %(note)s, updated_at = now()
+        WHERE assignment_id = %(id)s AND status = 'pending' AND NOT deleted
+        """,
+        {"status": new_status, "actor_id": actor_user["id"], "reason": reason,
+         "note": note, "id": current["assignment_id"]})
+    cur.execute(
+        """
+        INSERT INTO assignment_history (assignment_id, event_id, user_id, actor_id, actor,
+                                        previous_state, new_state, reason)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        """,
+        [current["assignment_id"], current["event_id"], current["user_id"], actor_user["id"],
+         actor_user["username"], current["status"], new_status, reason or "decided"])
+    cur.execute(
+        "INSERT INTO outbox_assignments (assignment_id, status) VALUES (%s, 'completed') "
+        "ON CONFLICT (assignment_id) DO NOTHING", [current["assignment_id"]])
+
+
+def _after_decision(conn: psycopg.Connection, presence: Presence, settings: Settings,
+                    user_id: int, live: int) -> None:
+    """Redis follows PostgreSQL's count, then the freed slot is backfilled. The decision
+    has committed: a server failing here is logged, and reconcile and the consumers'
+    periodic sweep catch up."""
+    try:
+        presence.set_counts({user_id: live})
+        assigned = assignment.route_waiting(conn, presence, settings)
+    except (psycopg.OperationalError, redis.RedisError) as error:
+        log.warning("backfill after a decision for user %s failed: %s", user_id, error)
+        return
+    if assigned:
+        log.info("backfill after a decision for user %s assigned %d event(s)", user_id,
+                 assigned)
+
+
+def _fetch(cur, assignment_id: int) -> dict:
+    cur.execute(
+        f"SELECT {_ASSIGNMENT_FIELDS} FROM assignments a JOIN events e USING (event_id) "
+        "WHERE a.assignment_id = %s", [assignment_id])
+    return cur.fetchone()
+
+
+def get_user(conn: psycopg.Connection, user_id: int) -> dict:
+    """A user's public fields, or NotFound."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT id, username, name, role, region, available FROM users "
+                    "WHERE id = %s", [user_id])
+        user = cur.fetchone()
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def list_assignments(conn: psycopg.Connection, user_id: int) -> list[dict]:
+    """A user's live assignments with their event fields, most severe first, then oldest."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT {_ASSIGNMENT_FIELDS}
+            FROM assignments a JOIN events e USING (event_id)
+            WHERE a.user_id = %s AND a.status = 'pending' AND NOT a.deleted
+            ORDER BY e.severity DESC, a.created_at, a.assignment_id
+            """, [user_id])
+        return cur.fetchall()
