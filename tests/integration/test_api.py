@@ -6,6 +6,7 @@ TestClient re-raises any server error, so a test that would get a 500 fails loud
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -404,3 +405,18 @@ def test_a_request_is_503_naming_postgresql_when_postgresql_is_down(base_setting
     assert answer.status_code == 503 and answer.json()["server"] == "PostgreSQL"
     assert health.status_code == 503 and "PostgreSQL" in health.json()["detail"]
 
+
+
+def test_two_simultaneous_decisions_on_one_assignment_make_exactly_one(client, settings):
+    add_waiting_events(settings, 1, region="NA")
+    operator = login(client)
+    supervisor = login(client, "sarah.connor")
+    [work] = assignments(client, operator)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(
+            lambda args: decide(client, *args),
+            [(operator, work["assignment_id"], "approved"),
+             (supervisor, work["assignment_id"], "rejected")]))
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    assert query(settings, "SELECT count(*) AS n FROM outbox_assignments")[0]["n"] == 1
+    assert load_row(settings, JOHN) == 0
