@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
+from pika.exceptions import AMQPError
 
 from common import resources
 from common.adapters import broker
@@ -20,6 +21,9 @@ from common.settings import Settings
 from consumers.runner import BatchConsumer
 
 log = logging.getLogger(__name__)
+
+# Well under the connection's 30 s heartbeat.
+KEEPALIVE_SECONDS = 10.0
 
 
 class InboundHandler:
@@ -58,9 +62,15 @@ class InboundHandler:
         log.debug("applied %d decision(s), %d new", len(decisions), len(result.applied))
 
     def idle(self) -> None:
-        """Nothing periodic."""
+        """Answer the ack publisher's heartbeats while no decisions arrive, so the broker
+        does not drop its connection and delay the next decision by a reconnect."""
+        try:
+            self.publisher.keep_alive()
+        except (AMQPError, OSError) as error:
+            log.info("ack publisher connection lost (%r); reopened on the next publish", error)
+            self.publisher.close()
 
 
 def run(settings: Settings) -> None:
     BatchConsumer(settings, InboundHandler(settings), name="inbound",
-                  prefetch=1000, batch_size=500).run()
+                  prefetch=1000, batch_size=500, idle_every=KEEPALIVE_SECONDS).run()
