@@ -20,50 +20,60 @@ from common.settings import Settings
 # under the cap, least loaded, ties to the oldest last pick then the lowest id; the `avoid`
 # operator (who just lost the event) only when nobody else is eligible. Counts each pick.
 _PICK = """
-local cap, prefix, now = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local cap, prefix, now = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local active = redis.call('HGETALL', KEYS[1])
-local ids, region, load, last = {}, {}, {}, {}
+local ids, region = {}, {}
 for i = 1, #active, 2 do
   local uid = active[i]
   if redis.call('EXISTS', prefix .. uid) == 1 then
     ids[#ids + 1] = uid
     region[uid] = active[i + 1]
-    load[uid] = tonumber(redis.call('HGET', KEYS[2], uid) or '0')
-    last[uid] = tonumber(redis.call('HGET', KEYS[3], uid) or '0')
   else
     redis.call('HDEL', KEYS[1], uid)
   end
 end
-local picks = {}
+local load, last, bucket = {}, {}, {['*'] = {}}
+if #ids > 0 then
+  local loads = redis.call('HMGET', KEYS[2], unpack(ids))
+  local lasts = redis.call('HMGET', KEYS[3], unpack(ids))
+  for k, uid in ipairs(ids) do
+    load[uid] = tonumber(loads[k]) or 0
+    last[uid] = tonumber(lasts[k]) or 0
+    local r = region[uid]
+    bucket[r] = bucket[r] or {}
+    table.insert(bucket[r], uid)
+    table.insert(bucket['*'], uid)
+  end
+end
+local function better(a, b)
+  if load[a] ~= load[b] then return load[a] < load[b] end
+  if last[a] ~= last[b] then return last[a] < last[b] end
+  return tonumber(a) < tonumber(b)
+end
+local picks, touched = {}, {}
 for j = 4, #ARGV do
   local want, avoid = string.match(ARGV[j], '^([^:]*):?(.*)$')
-  local best = nil
-  for _, uid in ipairs(ids) do
-    if load[uid] < cap and (want == '*' or region[uid] == want) and uid ~= avoid then
-      if best == nil or load[uid] < load[best]
-         or (load[uid] == load[best] and (last[uid] < last[best]
-             or (last[uid] == last[best] and tonumber(uid) < tonumber(best)))) then
+  local best, fallback = nil, nil
+  for _, uid in ipairs(bucket[want] or {}) do
+    if load[uid] < cap then
+      if uid == avoid then
+        fallback = uid
+      elseif best == nil or better(uid, best) then
         best = uid
       end
     end
   end
-  if best == nil and avoid ~= '' and load[avoid] ~= nil and load[avoid] < cap
-     and (want == '*' or region[avoid] == want) then
-    best = avoid
-  end
+  best = best or fallback
   if best then
     load[best] = load[best] + 1
-    last[best] = tonumber(now)
-    picks[#picks + 1] = best
-  else
-    picks[#picks + 1] = '0'
+    last[best] = now
+    touched[best] = true
   end
+  picks[#picks + 1] = best or '0'
 end
-for j = 1, #picks do
-  if picks[j] ~= '0' then
-    redis.call('HSET', KEYS[2], picks[j], load[picks[j]])
-    redis.call('HSET', KEYS[3], picks[j], now)
-  end
+for uid in pairs(touched) do
+  redis.call('HSET', KEYS[2], uid, load[uid])
+  redis.call('HSET', KEYS[3], uid, now)
 end
 return picks
 """
