@@ -1,8 +1,8 @@
 """Redis: presence (session keys, active_users) and fast counters (user_assignments).
 
 Keys, all under the NAMESPACE prefix: `active_users` (hash: operator id -> user region),
-`user_assignments` (hash: id -> live count), `user_last_assigned` (hash: id -> ms of the
-last pick, the tie-break), and `session:<id>` (one per logged-in user, with the TTL).
+`user_assignments` (hash: id -> live count), `user_last_assigned` (hash: id -> microseconds of
+the last pick, the tie-break), and `session:<id>` (one per logged-in user, with the TTL).
 Redis only chooses fast; PostgreSQL guards the cap and holds the truth.
 """
 
@@ -18,7 +18,12 @@ from common.settings import Settings
 # Picks an operator for each wanted region in turn (ARGV[4..], 'REGION' or 'REGION:avoid'):
 # present (session key alive, else pruned from active_users), of that region or any ('*'),
 # under the cap, least loaded, ties to the oldest last pick then the lowest id; the `avoid`
-# operator (who just lost the event) only when nobody else is eligible. Counts each pick.
+# operator (who just lost the event) only when nobody else is eligible. Counts each pick,
+# and stamps it `now + j` so later picks of one batch count as newer.
+# Each region (and '*') keeps its operators in queues by load, ordered by (last, id); a pick
+# moves the operator to the end of the next queue, so each pick costs O(1) amortised. An
+# entry is stale once its operator's load differs from its queue's (picked via another
+# bucket), and is skipped.
 _PICK = """
 local cap, prefix, now = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local active = redis.call('HGETALL', KEYS[1])
@@ -32,48 +37,71 @@ for i = 1, #active, 2 do
     redis.call('HDEL', KEYS[1], uid)
   end
 end
-local load, last, bucket = {}, {}, {['*'] = {}}
+local load, last = {}, {}
 if #ids > 0 then
   local loads = redis.call('HMGET', KEYS[2], unpack(ids))
   local lasts = redis.call('HMGET', KEYS[3], unpack(ids))
   for k, uid in ipairs(ids) do
     load[uid] = tonumber(loads[k]) or 0
     last[uid] = tonumber(lasts[k]) or 0
-    local r = region[uid]
-    bucket[r] = bucket[r] or {}
-    table.insert(bucket[r], uid)
-    table.insert(bucket['*'], uid)
   end
 end
-local function better(a, b)
-  if load[a] ~= load[b] then return load[a] < load[b] end
+table.sort(ids, function(a, b)
   if last[a] ~= last[b] then return last[a] < last[b] end
   return tonumber(a) < tonumber(b)
+end)
+local buckets = {}
+local function bucket(name)
+  local b = buckets[name]
+  if b == nil then b = {q = {}, head = {}, low = cap}; buckets[name] = b end
+  return b
+end
+local function push(b, uid)
+  local l = load[uid]
+  if l >= cap then return end
+  if b.q[l] == nil then b.q[l] = {}; b.head[l] = 1 end
+  table.insert(b.q[l], uid)
+  if l < b.low then b.low = l end
+end
+for _, uid in ipairs(ids) do
+  push(bucket(region[uid]), uid)
+  push(bucket('*'), uid)
+end
+local function find(b, avoid)
+  for l = b.low, cap - 1 do
+    local q = b.q[l]
+    if q then
+      while b.head[l] <= #q and load[q[b.head[l]]] ~= l do b.head[l] = b.head[l] + 1 end
+      for i = b.head[l], #q do
+        local uid = q[i]
+        if load[uid] == l and uid ~= avoid then return uid end
+      end
+      if b.head[l] > #q and l == b.low then b.low = l + 1 end
+    end
+  end
+  return nil
 end
 local picks, touched = {}, {}
 for j = 4, #ARGV do
   local want, avoid = string.match(ARGV[j], '^([^:]*):?(.*)$')
-  local best, fallback = nil, nil
-  for _, uid in ipairs(bucket[want] or {}) do
-    if load[uid] < cap then
-      if uid == avoid then
-        fallback = uid
-      elseif best == nil or better(uid, best) then
-        best = uid
-      end
-    end
+  local b = buckets[want]
+  local best = b and find(b, avoid)
+  if best == nil and b and avoid ~= '' and load[avoid] ~= nil and load[avoid] < cap
+     and (want == '*' or region[avoid] == want) then
+    best = avoid
   end
-  best = best or fallback
   if best then
     load[best] = load[best] + 1
-    last[best] = now
+    last[best] = now + j
     touched[best] = true
+    push(bucket(region[best]), best)
+    push(bucket('*'), best)
   end
   picks[#picks + 1] = best or '0'
 end
 for uid in pairs(touched) do
   redis.call('HSET', KEYS[2], uid, load[uid])
-  redis.call('HSET', KEYS[3], uid, now)
+  redis.call('HSET', KEYS[3], uid, string.format('%d', last[uid]))
 end
 return picks
 """
@@ -180,7 +208,7 @@ class Presence:
             return []
         picks = self._pick(
             keys=[self.active_key, self.counts_key, self.last_key],
-            args=[self.settings.MAX_ASSIGNMENTS, self.session_prefix, int(time.time() * 1000),
+            args=[self.settings.MAX_ASSIGNMENTS, self.session_prefix, time.time_ns() // 1000,
                   *wanted],
         )
         return [int(p) or None for p in picks]

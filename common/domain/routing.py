@@ -65,13 +65,16 @@ def pick(candidates: list[Candidate], wanted: str, cap: int) -> Candidate | None
 
 
 def pick_many(candidates: list[Candidate], wanted: list[str], cap: int, now: float) -> list:
-    """Pick for each wanted region in turn, counting each pick (mirrors the Redis script)."""
+    """Pick for each wanted region in turn, counting each pick (mirrors the Redis script).
+
+    The j-th pick (from 1) is stamped `now + j`, so later picks of one batch are newer.
+    """
     picks = []
-    for region in wanted:
+    for j, region in enumerate(wanted, start=1):
         chosen = pick(candidates, region, cap)
         if chosen is not None:
             chosen.load += 1
-            chosen.last_assigned = now
+            chosen.last_assigned = now + j
         picks.append(chosen.user_id if chosen else None)
     return picks
 
