@@ -27,7 +27,10 @@ from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_hasher = PasswordHasher()
+# argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): about 35 ms here.
+# argon2-cffi's defaults (64 MiB, 3 passes, 4 lanes) took about 280 ms on 2 cores, more than
+# the whole login-to-work budget, and would let a burst of logins exhaust the CPU.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 _USER_COLUMNS = "u.id, u.username, u.name, u.role, u.region, u.available"
 
 

@@ -1,16 +1,16 @@
 -- The ten accounts of the original (demo password pass123, stored as argon2id hashes,
 -- each with its own salt). Operators get their load row.
 INSERT INTO users (id, username, name, role, region, password_hash) VALUES
-    (1, 'john.smith', 'John Smith', 'operator', 'US', '$argon2id$v=19$m=65536,t=3,p=4$BBChEJG3EsrwgRkH5ISNEA$SUvdSknSyDc4XQkywxsLMnBT7z4O1/BaeHknoF48Gi4'),
-    (2, 'emma.wilson', 'Emma Wilson', 'supervisor', 'EU', '$argon2id$v=19$m=65536,t=3,p=4$NvQbbRz54GQalmmMzVh7JQ$Hg28nConNxa7/7vRKwAtLX28LZRZdwku4G+3IzHq5jY'),
-    (3, 'carlos.garcia', 'Carlos Garcia', 'operator', 'LATAM', '$argon2id$v=19$m=65536,t=3,p=4$VgCGpdjvEVygUzUNSbkPQQ$wK7gddJ4M2835UL8M8MNOSqYR8khH27C1fmEFnxkBos'),
-    (4, 'liu.yang', 'Liu Yang', 'operator', 'APAC', '$argon2id$v=19$m=65536,t=3,p=4$+PZJ8HUFmtUA7s8D5QabEw$8LvFkBZs/O4+YHW4RQ0llLd14mLccSerTV7ixZImIYU'),
-    (5, 'sarah.connor', 'Sarah Connor', 'supervisor', 'US', '$argon2id$v=19$m=65536,t=3,p=4$FSQXgjmDYhiock+WOsjbyQ$ROOLIY9P0R6yqFqFUZhnc4HJJlt9N4kJzEV//xiMJcc'),
-    (6, 'mike.ross', 'Mike Ross', 'operator', 'EU', '$argon2id$v=19$m=65536,t=3,p=4$DwxxGL1G651d74B/g6oIVg$RlljirIDqBRgCiDEtpmI/j42+Abt+vXzsvXr4eeYbgU'),
-    (7, 'ana.silva', 'Ana Silva', 'operator', 'LATAM', '$argon2id$v=19$m=65536,t=3,p=4$k8jcDT5DbA0ics17KIVLWQ$gzFxCvd/gw4aRFyxLFl3hYk+TGwoApq+oRl7q0+9avU'),
-    (8, 'raj.patel', 'Raj Patel', 'supervisor', 'APAC', '$argon2id$v=19$m=65536,t=3,p=4$w+YB1PliHMJUE1UZoGc6ew$X6/oh+DCQkI64Z2I6rvT7+BX2YYaDM6wTlWQXxRzeB4'),
-    (9, 'marie.dubois', 'Marie Dubois', 'operator', 'EU', '$argon2id$v=19$m=65536,t=3,p=4$Vu7Nj/lTTa6nZArBbwpHqw$MeTStBI+bgoUGYlNlsYbQpnx6UBJ0J4y5fj8BehN/WU'),
-    (10, 'james.wilson', 'James Wilson', 'supervisor', 'US', '$argon2id$v=19$m=65536,t=3,p=4$EnR2ymQj2jcIsDdfSsTnkA$bFKaxmBffOkcMEEP+AldbdmMK6Z21Foxdv8pcAVJVd0')
+    (1, 'john.smith', 'John Smith', 'operator', 'US', '$argon2id$v=19$m=19456,t=2,p=1$vq/75Xh4L+1+fHQubBs+jQ$pwdviRd5C2R8IzOeCwP4S4MAs4dTDHPRMN+wbRUPS9U'),
+    (2, 'emma.wilson', 'Emma Wilson', 'supervisor', 'EU', '$argon2id$v=19$m=19456,t=2,p=1$TxDLHmG+gOXM84L3K8z8dg$Z0/AOz1MDprmU4BZye2TUU1+OagZg15ajH1cjLlc+K4'),
+    (3, 'carlos.garcia', 'Carlos Garcia', 'operator', 'LATAM', '$argon2id$v=19$m=19456,t=2,p=1$bPBymx5UCPVtf9Rzhuk1VA$ZZF6I98nm1EukyLU43K9cvB932BAaKxAWgKtIHlgMSk'),
+    (4, 'liu.yang', 'Liu Yang', 'operator', 'APAC', '$argon2id$v=19$m=19456,t=2,p=1$3VYMOwfuJdvK6PedSPLD2w$JbJ/t3Ccs6ToGeDyOaPPyVjxiMRD3pIGeKlbf9gLcAo'),
+    (5, 'sarah.connor', 'Sarah Connor', 'supervisor', 'US', '$argon2id$v=19$m=19456,t=2,p=1$vnAybQlLZiClAfqA9+AgLQ$rjr11VmJzYLuAc522J8HWMJ7Dzk8d6YlX/jq24hWZpk'),
+    (6, 'mike.ross', 'Mike Ross', 'operator', 'EU', '$argon2id$v=19$m=19456,t=2,p=1$T/eN1X9l9xS2NizUzlxSWw$G+ES8Pdqzkx24iGUDojD0LUyDWEqkIIFKda0yh+ud4g'),
+    (7, 'ana.silva', 'Ana Silva', 'operator', 'LATAM', '$argon2id$v=19$m=19456,t=2,p=1$uvICfYF8j0zbIkPEZFOrkQ$ajKfFhLBN7CfwM2vP6q6mZ98fdqzvJx5PqpqEfcuP2w'),
+    (8, 'raj.patel', 'Raj Patel', 'supervisor', 'APAC', '$argon2id$v=19$m=19456,t=2,p=1$Sm7/8BfCst5zRjQQAcdt8A$3+4QUzeuOVrI4eGuL7WZOAf+HkAwdHzk+MwKsZNeHfU'),
+    (9, 'marie.dubois', 'Marie Dubois', 'operator', 'EU', '$argon2id$v=19$m=19456,t=2,p=1$GhlM2xYzICBDmp4uKo6r4w$NAVvTmK4PPPHYeiyUw+i3gc/bTq7YmFTeZTYJlU/CVw'),
+    (10, 'james.wilson', 'James Wilson', 'supervisor', 'US', '$argon2id$v=19$m=19456,t=2,p=1$f76AWQ5kgIDiXQhHpiYC7A$Hf1kMQPj8kxMDfSOPIpRBLPFzNaAJKjZA/zAVCbvyIg')
 ON CONFLICT (id) DO NOTHING;
 
 INSERT INTO operator_load (user_id)
