@@ -15,8 +15,10 @@ from collections.abc import Sequence
 import pika
 
 from common.adapters import broker
+from common.adapters.presence import Presence
 from common.messages import OutboundEvent
-from common.resources import relay_connection
+from common.resources import redis_client, relay_connection
+from common.services import decisions
 from common.settings import Settings
 
 
@@ -30,26 +32,14 @@ def add_session(conn, user_id: int, live: bool = True) -> None:
     )
 
 
-def decide(conn, assignment_id: int, status: str = "approved", reason: str | None = None,
-           note: str | None = None) -> dict:
-    """What the decision service commits: assignment decided, load -1, history, outbox row."""
-    with conn.transaction(), conn.cursor() as cur:
-        row = cur.execute(
-            "UPDATE assignments SET status = %s, decided_at = now(), decided_by = user_id, "
-            "decision_reason = %s, decision_note = %s, updated_at = now() "
-            "WHERE assignment_id = %s AND status = 'pending' AND NOT deleted "
-            "RETURNING assignment_id, user_id, event_id, status, decided_at",
-            [status, reason, note, assignment_id],
-        ).fetchone()
-        cur.execute("UPDATE operator_load SET live = live - 1 WHERE user_id = %s",
-                    [row["user_id"]])
-        cur.execute(
-            "INSERT INTO assignment_history (assignment_id, event_id, user_id, actor_id, actor,"
-            " previous_state, new_state, reason) VALUES (%s, %s, %s, %s, 'user', 'pending', %s, %s)",
-            [assignment_id, row["event_id"], row["user_id"], row["user_id"], status, reason],
-        )
-        cur.execute("INSERT INTO outbox_assignments (assignment_id) VALUES (%s)", [assignment_id])
-    return row
+def decide(settings: Settings, conn, assignment_id: int, status: str = "approved",
+           reason: str | None = None, note: str | None = None) -> dict:
+    """The decision service, acting as the operator who holds the assignment."""
+    holder = conn.execute("SELECT user_id FROM assignments WHERE assignment_id = %s",
+                          [assignment_id]).fetchone()["user_id"]
+    presence = Presence(redis_client(settings), settings)
+    return decisions.decide(conn, presence, settings, assignment_id,
+                            decisions.get_user(conn, holder), status, reason, note)
 
 
 def live_assignment(conn, event_id) -> dict | None:

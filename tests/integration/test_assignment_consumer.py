@@ -5,41 +5,16 @@ from __future__ import annotations
 import json
 import signal
 
-import pika
 import pytest
 
 from common import resources
 from common.adapters import broker
 from common.adapters.presence import Presence
-from tests import factories
+from tests import factories, helpers
 from tests.integration.test_assignment_race import publish_events, stored
 from tests.processes import eventually, running
 
 pytestmark = pytest.mark.slow
-
-
-def raw_publish(settings, bodies: list[bytes]) -> None:
-    connection = broker.connect(settings, "test-raw")
-    channel = connection.channel()
-    broker.declare_queues(channel, settings, [broker.OUTBOUND])
-    channel.confirm_delivery()
-    for body in bodies:
-        channel.basic_publish("", settings.name(broker.OUTBOUND), body,
-                              pika.BasicProperties(delivery_mode=2), mandatory=True)
-    connection.close()
-
-
-def drain(settings, queue: str) -> list[tuple[bytes, dict]]:
-    connection = broker.connect(settings, "test-drain")
-    channel = connection.channel()
-    got = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            break
-        got.append((body, properties.headers or {}))
-    connection.close()
-    return got
 
 
 def good(**changes) -> bytes:
@@ -67,12 +42,12 @@ def test_every_malformed_kind_is_dead_lettered_with_its_reason_while_valid_work_
     valid = [good() for _ in range(40)]
     bodies = valid[:20] + list(BAD.values()) + valid[20:]
     with running(settings, "assignment", ASSIGNMENT_BATCH_SIZE=100):
-        raw_publish(settings, bodies)
+        helpers.publish_raw(settings, broker.OUTBOUND, bodies)
         eventually(lambda: stored(conn) == 40, message="the 40 valid events stored")
         dlq = broker.dlq_name(settings.name(broker.OUTBOUND))
-        dead = eventually(lambda: (d := drain(settings, dlq)) and d, message="dead letters")
+        dead = eventually(lambda: (d := helpers.drain(settings, dlq)) and d, message="dead letters")
         while len(dead) < len(BAD):
-            dead += eventually(lambda: drain(settings, dlq), timeout=30)
+            dead += eventually(lambda: helpers.drain(settings, dlq), timeout=30)
     assert sorted(body for body, _ in dead) == sorted(BAD.values())
     reasons = {body: headers["x-death-reason"] for body, headers in dead}
     assert "invalid JSON" in reasons[BAD["invalid JSON"]]

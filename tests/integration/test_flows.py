@@ -89,7 +89,7 @@ def test_cleanup_inactive_users_flow_releases_work_of_operators_without_a_sessio
 def test_check_reviewed_flow_relays_unpublished_decisions(settings, conn, flow_env):
     flow_env()
     _, assignment_id = one_assignment(settings, conn)
-    helpers.decide(conn, assignment_id)
+    helpers.decide(settings, conn, assignment_id)
 
     assert check_reviewed() == {"relayed": 1}
     assert len(helpers.drain(settings, settings.name(broker.INBOUND))) == 1

@@ -44,7 +44,7 @@ def test_expired_work_goes_to_another_operator_and_decided_work_stays(settings, 
     make_available(conn, presence, [first])
     stale, decided = event("EU", severity=4), event("EU", severity=2)
     assignment.receive(conn, presence, s, [stale, decided])
-    decided_row = helpers.decide(conn, helpers.live_assignment(conn, decided.event_id)["assignment_id"])
+    decided_row = helpers.decide(settings, conn, helpers.live_assignment(conn, decided.event_id)["assignment_id"])
     make_available(conn, presence, [second])
     wait_past_expiry()
 
@@ -164,7 +164,7 @@ def test_decided_or_already_released_work_is_never_released(settings, conn):
     assignment.receive(conn, presence, settings, [decided, released])
     decided_id = helpers.live_assignment(conn, decided.event_id)["assignment_id"]
     released_id = helpers.live_assignment(conn, released.event_id)["assignment_id"]
-    helpers.decide(conn, decided_id, "rejected")
+    helpers.decide(settings, conn, decided_id, "rejected")
     presence.set_unavailable(operator)
     assert len(releases.release(conn, presence, settings, [released_id], "expired", "test")) == 1
 

@@ -42,7 +42,7 @@ def decide_new(settings, conn):
         helpers.insert_source(settings, [e])
         assignment.receive(conn, presence, settings, [e])
         assignment_id = helpers.live_assignment(conn, e.event_id)["assignment_id"]
-        helpers.decide(conn, assignment_id, status, reason, note)
+        helpers.decide(settings, conn, assignment_id, status, reason, note)
         return e, assignment_id
 
     return make
