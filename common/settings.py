@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # Outbox sweep publishes rows whose last publish is older than this.
     OUTBOX_REPUBLISH_SECONDS: int = Field(60, ge=0)
 
-    ASSIGNMENT_BATCH_SIZE: int = Field(500, ge=1, le=10_000)
+    ASSIGNMENT_BATCH_SIZE: int = Field(1000, ge=1, le=10_000)
     # Periodic backfill sweep inside each assignment consumer; 0 switches it off.
     BACKFILL_SWEEP_SECONDS: float = Field(5.0, ge=0)
 

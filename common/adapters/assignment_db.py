@@ -5,7 +5,10 @@ Functions take an open cursor inside the caller's transaction; none commits.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+
+from pydantic import TypeAdapter
 
 from common.messages import OutboundEvent
 
@@ -13,6 +16,13 @@ _EVENT_COLUMNS = (
     "event_id, region, rule_type, location, severity, device_id, camera_id, "
     "frame_reference, state, created_at"
 )
+_EVENT_RECORD = (
+    "event_id uuid, region text, rule_type text, location text, severity int, "
+    "device_id text, camera_id text, frame_reference text, state text, created_at timestamptz"
+)
+# A batch goes to PostgreSQL as one JSON document: psycopg adapting ten Python lists cost
+# about 50 microseconds per event, half the consumer's CPU; pydantic's serializer is native.
+_EVENT_LIST = TypeAdapter(list[OutboundEvent])
 
 
 def store_events(cur, events: Sequence[OutboundEvent]) -> list:
@@ -26,10 +36,7 @@ def store_events(cur, events: Sequence[OutboundEvent]) -> list:
     cur.execute(
         f"""
         WITH incoming AS (
-            SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[],
-                                 %s::text[], %s::text[], %s::text[], %s::text[],
-                                 %s::timestamptz[])
-                AS t({_EVENT_COLUMNS})
+            SELECT * FROM jsonb_to_recordset(%s::jsonb) AS t({_EVENT_RECORD})
         ), fresh AS (
             INSERT INTO dedup_events (event_id)
             SELECT DISTINCT event_id FROM incoming
@@ -37,22 +44,12 @@ def store_events(cur, events: Sequence[OutboundEvent]) -> list:
             RETURNING event_id
         )
         INSERT INTO events ({_EVENT_COLUMNS}, waiting_since)
-        SELECT DISTINCT ON (i.event_id) i.*, now() FROM incoming i JOIN fresh USING (event_id)
+        SELECT DISTINCT ON (i.event_id) {_EVENT_COLUMNS}, now()
+        FROM incoming i JOIN fresh USING (event_id)
         ON CONFLICT (event_id) DO NOTHING
         RETURNING event_id
         """,
-        [
-            [e.event_id for e in events],
-            [e.region for e in events],
-            [e.rule_type for e in events],
-            [e.location for e in events],
-            [e.severity for e in events],
-            [e.device_id for e in events],
-            [e.camera_id for e in events],
-            [e.frame_reference for e in events],
-            [e.state for e in events],
-            [e.created_at for e in events],
-        ],
+        [_EVENT_LIST.dump_json(list(events)).decode()],
     )
     return [row["event_id"] for row in cur.fetchall()]
 
@@ -123,13 +120,13 @@ def drop_load(cur, user_id: int, count: int = 1) -> int:
 
 def insert_assignments(cur, pairs: Sequence[tuple[int, object]], actor: str, reason: str) -> list[dict]:
     """New pending assignments (user, event), their history rows; events leave waiting."""
-    users = [u for u, _ in pairs]
-    events = [e for _, e in pairs]
     cur.execute(
         """
-        WITH created AS (
+        WITH picked AS (
+            SELECT * FROM jsonb_to_recordset(%(pairs)s::jsonb) AS t(user_id int, event_id uuid)
+        ), created AS (
             INSERT INTO assignments (user_id, event_id)
-            SELECT * FROM unnest(%(users)s::int[], %(events)s::uuid[])
+            SELECT user_id, event_id FROM picked
             RETURNING assignment_id, user_id, event_id, created_at
         ), logged AS (
             INSERT INTO assignment_history
@@ -137,12 +134,16 @@ def insert_assignments(cur, pairs: Sequence[tuple[int, object]], actor: str, rea
             SELECT assignment_id, event_id, user_id, %(actor)s, NULL, 'pending', %(reason)s
             FROM created
         ), left_waiting AS (
-            UPDATE events SET waiting_since = NULL, released_from = NULL, updated_at = now()
-            WHERE event_id = ANY(%(events)s::uuid[])
+            UPDATE events e SET waiting_since = NULL, released_from = NULL, updated_at = now()
+            FROM picked p WHERE e.event_id = p.event_id
         )
         SELECT * FROM created
         """,
-        {"users": users, "events": events, "actor": actor, "reason": reason},
+        {
+            "pairs": json.dumps([{"user_id": u, "event_id": str(e)} for u, e in pairs]),
+            "actor": actor,
+            "reason": reason,
+        },
     )
     return cur.fetchall()
 
