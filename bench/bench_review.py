@@ -10,20 +10,10 @@ Each part has its own NAMESPACE and databases, dropped afterwards. Run with
 
 from __future__ import annotations
 
-import contextlib
-import os
 import statistics
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
-from common.adapters import broker
-from common.adapters.migrations import migrate
+from bench.common_setup import bench_settings, processes
 from common.adapters.presence import Presence
 from common.resources import assignment_connection, publisher, redis_client, relay_connection
 from common.services import assignment, outbox, releases
@@ -31,49 +21,8 @@ from common.settings import Settings
 from tests.factories import add_operators, event, make_available
 from tests.helpers import decide, insert_source
 
-ROOT = Path(__file__).resolve().parents[1]
 DECISIONS = 200
 OPERATORS, PER_OPERATOR = 200, 50
-
-
-@contextlib.contextmanager
-def own_settings(name: str):
-    """Fresh databases and namespace; dropped (databases, queues, keys) at the end."""
-    run = f"{name}_{uuid.uuid4().hex[:6]}"
-    settings = Settings(POSTGRES_DB_RELAY=f"bench_relay_{run}",
-                        POSTGRES_DB_ASSIGNMENT=f"bench_assignment_{run}",
-                        NAMESPACE=f"bench_{run}")
-    migrate(settings)
-    try:
-        yield settings
-    finally:
-        with psycopg.connect(settings.postgres_dsn("postgres"), autocommit=True) as conn:
-            for db in (settings.POSTGRES_DB_RELAY, settings.POSTGRES_DB_ASSIGNMENT):
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                             .format(sql.Identifier(db)))
-        connection = broker.connect(settings, "bench-teardown")
-        for base in broker.QUEUES:
-            connection.channel().queue_delete(settings.name(base))
-            connection.channel().queue_delete(broker.dlq_name(settings.name(base)))
-        connection.close()
-        client = redis_client(settings)
-        keys = list(client.scan_iter(match=f"{settings.NAMESPACE}.*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-
-@contextlib.contextmanager
-def consumers(settings: Settings, *names: str):
-    env = {**os.environ, **{k: str(v) for k, v in settings.model_dump().items() if v is not None}}
-    env.update(PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING")
-    procs = [subprocess.Popen([sys.executable, "-m", "consumers", n], cwd=ROOT, env=env)
-             for n in names]
-    try:
-        yield procs
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(15)
 
 
 def routed_events(settings: Settings, conn, presence: Presence, count: int, region: str):
@@ -95,7 +44,7 @@ def wait_viewed(relay, event_id, timeout: float = 30) -> None:
 
 def bench_fast_path() -> list[float]:
     """Milliseconds from a decision's commit to its source event Viewed, per decision."""
-    with own_settings("review") as settings, \
+    with bench_settings("review") as settings, \
             assignment_connection(settings, autocommit=True) as conn, \
             relay_connection(settings, autocommit=True) as relay, \
             publisher(settings, "bench-fast-path") as pub:
@@ -107,10 +56,9 @@ def bench_fast_path() -> list[float]:
             "SELECT assignment_id FROM assignments ORDER BY assignment_id")]
         pub.ensure_open()
         times = []
-        with consumers(settings, "inbound", "ack"):
-            time.sleep(2)  # connected and consuming before the clock starts
+        with processes(settings, "inbound", "ack"):
             for assignment_id in ids:
-                row = decide(conn, assignment_id)
+                row = decide(settings, conn, assignment_id)
                 start = time.perf_counter()
                 outbox.publish_decided(conn, pub, settings, [assignment_id])
                 wait_viewed(relay, row["event_id"])
@@ -120,7 +68,7 @@ def bench_fast_path() -> list[float]:
 
 def bench_expiry() -> tuple[float, dict, int]:
     """Seconds for expire-assignments over OPERATORS x PER_OPERATOR stale assignments."""
-    with own_settings("expiry") as settings, \
+    with bench_settings("expiry") as settings, \
             assignment_connection(settings, autocommit=True) as conn:
         presence = Presence(redis_client(settings), settings)
         make_available(conn, presence, add_operators(conn, OPERATORS, region="US"), ttl=3600)

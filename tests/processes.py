@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,27 +17,47 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
-def running(settings: Settings, *names: str, copies: int = 1, **env):
-    """Start `python -m consumers NAME` (copies of each) with these settings; stop them after."""
+def running(settings: Settings, *names: str, copies: int = 1, logs=None, **env):
+    """Start `python -m consumers NAME` (copies of each) with these settings; stop them after.
+
+    Their logs go to `logs` (a file object; default: a temporary file each, printed if the
+    test fails, so a chatty process never blocks on a full pipe).
+    """
     environment = servers.settings_env(settings)
     environment.update({k: str(v) for k, v in env.items()})
     environment["PYTHONPATH"] = str(ROOT)
+    stack = contextlib.ExitStack()
+    files = [] if logs is not None else [
+        stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
+        for _ in range(len(names) * copies)
+    ]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "consumers", name],
             cwd=ROOT,
             env=environment,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=logs if logs is not None else files[i * copies + k],
         )
-        for name in names
-        for _ in range(copies)
+        for i, name in enumerate(names)
+        for k in range(copies)
     ]
     try:
         yield procs
+    except BaseException:
+        _show_logs(names, copies, files)
+        raise
     finally:
         for proc in procs:
             stop(proc)
+        stack.close()
+
+
+def _show_logs(names, copies: int, files) -> None:
+    for index, f in enumerate(files):
+        f.seek(0)
+        tail = f.read()[-4000:].decode("utf-8", "replace")
+        print(f"--- log of consumers {names[index // copies]} (copy {index % copies}):\n{tail}")
 
 
 def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
