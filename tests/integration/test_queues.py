@@ -1,0 +1,58 @@
+"""The queue declarations every process shares, and the broker's own safety net."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from common.adapters import broker
+from tests import helpers
+from tests.processes import ROOT, eventually
+
+
+def test_every_process_declares_the_same_queues_without_disagreement(settings):
+    for name in ("relay", "assignment", "inbound"):
+        connection = broker.connect(settings, f"test-{name}")
+        broker.declare_queues(connection.channel(), settings)
+        connection.close()
+    connection = broker.connect(settings, "test-passive")
+    channel = connection.channel()
+    for base in broker.QUEUES:
+        channel.queue_declare(settings.name(base), passive=True)
+        channel.queue_declare(broker.dlq_name(settings.name(base)), passive=True)
+    connection.close()
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_by_the_delivery_limit(settings):
+    helpers.publish_raw(settings, broker.OUTBOUND, [b'{"crashes": "its consumer"}'])
+    queue = settings.name(broker.OUTBOUND)
+    connection = broker.connect(settings, "test-crashing-consumer")
+    channel = connection.channel()
+    for _ in range(settings.RABBITMQ_DELIVERY_LIMIT + 1):
+        method, _, _ = eventually(lambda: (got := channel.basic_get(queue))[0] and got)
+        channel.basic_nack(method.delivery_tag, requeue=True)
+    connection.close()
+    dead = eventually(lambda: helpers.drain(settings, broker.dlq_name(queue)))
+    assert [body for body, _ in dead] == [b'{"crashes": "its consumer"}']
+    assert helpers.drain(settings, queue) == []
+
+
+def test_a_publish_to_a_queue_nobody_declared_is_refused_not_lost(settings):
+    with (broker.ConfirmingPublisher(settings, "test-missing") as publisher,
+          pytest.raises(broker.PublishError)):
+        publisher.publish("no.such.queue", {"x": 1}, key="k")
+
+
+def test_tests_stop_with_a_line_naming_a_server_that_does_not_answer():
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/integration/test_queues.py::test_every_process_declares_the_same_queues_"
+         "without_disagreement"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "REDIS_PORT": "1", "DOCKER_HOST": "unix:///nonexistent"},
+    )
+    assert result.returncode == 3, result.stdout[-2000:]
+    assert "Redis at localhost:1" in result.stdout + result.stderr
