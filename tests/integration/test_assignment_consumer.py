@@ -80,3 +80,36 @@ def test_a_consumer_killed_mid_stream_loses_nothing(settings):
         "HAVING count(*) > 1) t"
     ).fetchone()["n"]
     assert duplicates == 0
+
+
+def kill_server_connections(settings) -> int:
+    """Terminate every PostgreSQL backend on the test's assignment database but ours, and
+    every Redis connection: what a server restart does to its clients."""
+    with resources.assignment_connection(settings, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()["n"]
+    resources.redis_client(settings).client_kill_filter(_type="normal", skipme=True)
+    return killed
+
+
+def test_the_consumer_rides_out_its_database_and_redis_connections_dropping(settings, tmp_path):
+    conn = resources.assignment_connection(settings, autocommit=True)
+    presence = Presence(resources.redis_client(settings), settings)
+    factories.make_available(conn, presence, factories.add_operators(conn, 4, "US"))
+    publish_events(settings, [factories.event() for _ in range(4000)])
+    log = tmp_path / "assignment.log"
+    with log.open("wb") as logs, running(settings, "assignment", logs=logs,
+                                         ASSIGNMENT_BATCH_SIZE=50) as [proc]:
+        eventually(lambda: stored(conn) > 0, message="consumer started storing")
+        assert stored(conn) < 4000, "finished before the kill: the test proves nothing"
+        conn.close()
+        killed = sum(kill_server_connections(settings) for _ in range(3))
+        assert killed >= 1
+        conn = resources.assignment_connection(settings, autocommit=True)
+        eventually(lambda: stored(conn) == 4000, message="every event stored")
+        eventually(lambda: sum(factories.live_by_user(conn).values()) == 200)
+        assert proc.poll() is None, "the consumer died instead of retrying"
+    assert "transient failure" in log.read_text()
+    assert factories.waiting_count(conn) == 3800
