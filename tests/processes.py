@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 from common.settings import Settings
 from tests import servers
@@ -87,3 +90,35 @@ def eventually(check, timeout: float = 60, interval: float = 0.1, message: str =
 
 def pid_alive(proc: subprocess.Popen) -> bool:
     return proc.poll() is None and os.path.exists(f"/proc/{proc.pid}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving_api(settings: Settings, logs):
+    """The HTTP API under uvicorn, as `make up` runs it, on a free port; yields its URL."""
+    port = free_port()
+    environment = servers.settings_env(settings)
+    environment["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "common.api.app:app", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=ROOT, env=environment, stdout=logs, stderr=logs,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        eventually(lambda: _answers(url), timeout=60, message="the API answers /health")
+        yield url
+    finally:
+        stop(proc)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
