@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from prefect import flow
 
-from common.domain.events import count_refusal
 from common.resources import relay_connection
 from common.services import generator
 from common.settings import load_settings
@@ -14,10 +13,9 @@ from common.settings import load_settings
 def generate_events(count: int = 10) -> int:
     """Insert `count` random events into relay_service.events; refuse a bad count."""
     settings = load_settings()
-    reason = count_refusal(count, settings.GENERATE_MAX_COUNT)
-    if reason:
-        raise ValueError(reason)
     with relay_connection(settings) as conn:
-        inserted = generator.generate_events(conn, count, report=print)
+        inserted = generator.generate_events(
+            conn, count, report=print, maximum=settings.GENERATE_MAX_COUNT
+        )
     print(f"generated {inserted} events")
     return inserted

@@ -35,3 +35,13 @@ def settings(base_settings, request):
     isolated = servers.isolated_settings(base_settings, test_id)
     yield isolated
     servers.tear_down(isolated)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for the run's flow runs (about 12 s to start, once)."""
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield

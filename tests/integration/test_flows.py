@@ -1,4 +1,4 @@
-"""The four scheduled flows of the review loop, each run once by the Prefect engine.
+"""The four flows of the review loop, each run once by the Prefect engine.
 
 Each flow reads its settings from the environment, as a deployment run does; the test
 points the environment at its own databases and namespace.
@@ -6,7 +6,6 @@ points the environment at its own databases and namespace.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -21,16 +20,6 @@ from flows.expire_assignments import expire_assignments
 from flows.reconcile_counters import reconcile_counters
 from tests import helpers, servers
 from tests.factories import add_operators, event, make_available
-
-
-@pytest.fixture(scope="session")
-def prefect_harness():
-    """One temporary Prefect server for the module's flow runs (about 12 s to start)."""
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield
 
 
 @pytest.fixture

@@ -82,12 +82,13 @@ def test_the_command_inserts_and_reports_each_event_of_a_small_count(settings):
     assert event_count(settings) == 5
 
 
-def test_the_generate_events_flow_inserts_its_count_and_refuses_a_bad_one(settings, monkeypatch):
+def test_the_generate_events_flow_inserts_its_count_and_refuses_a_bad_one(
+        settings, monkeypatch, prefect_harness):
     for key, value in servers.settings_env(settings).items():
         monkeypatch.setenv(key, value)
-    assert generate_events_flow.fn(count=7) == 7
+    assert generate_events_flow(count=7) == 7
     with pytest.raises(ValueError, match="positive integer"):
-        generate_events_flow.fn(count=0)
+        generate_events_flow(count=0)
     assert event_count(settings) == 7
 
 

@@ -268,11 +268,11 @@ def test_redispatch_publishes_again_an_event_never_stored_and_confirms_one_that_
     assert rows[stored]["receipt_confirmed_at"] is not None and not rows[stored]["fresh"]
 
 
-def test_the_relay_poll_flow_dispatches_what_is_pending(settings, monkeypatch):
+def test_the_relay_poll_flow_dispatches_what_is_pending(settings, monkeypatch, prefect_harness):
     for key, value in servers.settings_env(settings).items():
         monkeypatch.setenv(key, value)
     insert(settings, 30)
-    assert relay_poll.fn() == {"dispatched": 30, "redispatched": 0}
+    assert relay_poll() == {"dispatched": 30, "redispatched": 0}
     assert sorted(read_queue(settings, expected=30, idle=0.5)) == sorted(all_event_ids(settings))
 
 
