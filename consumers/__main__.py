@@ -27,6 +27,8 @@ def main(argv: list[str]) -> int:
         level=settings.LOG_LEVEL,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pika narrates every connection step at INFO; its warnings and errors still show.
+    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
     module = importlib.import_module(PROCESSES[argv[0]])
     with contextlib.suppress(KeyboardInterrupt):
         module.run(settings)
