@@ -14,15 +14,17 @@ from common.api.schemas import (
     MAX_INT,
     Assignment,
     DecisionRequest,
+    EventRegion,
     Health,
     LoginRequest,
     LoginResponse,
+    RegionOverview,
     SessionResponse,
     UserState,
 )
 from common.domain import decisions as rules
 from common.health import check_all
-from common.services import decisions, sessions
+from common.services import decisions, overview, sessions
 from common.services.errors import Forbidden
 
 router = APIRouter()
@@ -98,6 +100,13 @@ def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: C
                                body.status, body.reason, body.note)
     res.fast_path.publish(conn, [assignment_id])
     return updated
+
+
+@router.get("/regions/{region}/overview", response_model=RegionOverview, tags=["regions"])
+def region_overview(region: Annotated[EventRegion, Path()], conn: Conn, me: CurrentUser):
+    """The region's operators (available, live work, present) and its waiting events by
+    severity; for the region's supervisors only (US supervisors for NA)."""
+    return overview.region_overview(conn, me, region)
 
 
 def _user_in_reach(conn, me: dict, user_id: int) -> dict:

@@ -93,3 +93,28 @@ class Assignment(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     servers: dict[str, str]
+
+
+EventRegion = Literal["NA", "EU", "APAC", "LATAM"]
+
+
+class OperatorOverview(BaseModel):
+    id: int
+    username: str
+    name: str
+    available: bool = Field(description="takes new work (users.available)")
+    live: int = Field(description="live assignments: pending and not released")
+    present: bool = Field(description="has a live session (logged in, heartbeat on time)")
+
+
+class WaitingBySeverity(BaseModel):
+    severity: int
+    count: int
+    oldest_waiting_since: datetime | None = None
+
+
+class RegionOverview(BaseModel):
+    region: EventRegion
+    operators: list[OperatorOverview]
+    waiting: list[WaitingBySeverity] = Field(description="severities 5 to 1, zeros included")
+    waiting_total: int
