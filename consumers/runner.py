@@ -78,7 +78,7 @@ class BatchConsumer:
         self.dlq_base = broker.dlq_name(handler.queue)
         self.buffer: list[Delivery] = []
         self.stopping = False
-        self.stats = {"handled": 0, "dead_lettered": 0, "requeued": 0}
+        self.stats = {"handled": 0, "dead_lettered": 0, "requeued": 0, "idle_failures": 0}
         self._unknown_in_a_row = 0
         self._next_idle = time.monotonic() + idle_every
         self._dlq = broker.ConfirmingPublisher(settings, f"{name}-dlq", bases=[handler.queue])
@@ -139,9 +139,18 @@ class BatchConsumer:
         self.buffer.append(Delivery(method.delivery_tag, body, properties.headers or {}))
 
     def _maybe_idle(self) -> None:
+        """The handler's periodic work. Transient failures are retried like a batch; any
+        other failure is logged and counted, and the next period tries again: a sweep
+        that fails must not stop the consumer's real work."""
         if self.idle_every and time.monotonic() >= self._next_idle:
             self._next_idle = time.monotonic() + self.idle_every
-            self._with_retry(self.handler.idle)
+            try:
+                self._with_retry(self.handler.idle)
+            except Stop:
+                raise
+            except Exception:  # noqa: BLE001 - see the docstring
+                self.stats["idle_failures"] += 1
+                log.exception("%s: periodic work failed; retried next period", self.name)
 
     # -- one batch -----------------------------------------------------------------------
 
