@@ -1,0 +1,112 @@
+"""The console's only way to the system: the HTTP API at settings.API_URL, over httpx.
+
+Every failure becomes an ApiError whose `message` is a sentence for the person at the
+console; SessionEnded (a 401 on an authenticated call) sends them back to the login form.
+The pages call these functions and show `message`; nothing here knows about Streamlit.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+TIMEOUT_SECONDS = 10.0
+
+
+class ApiError(Exception):
+    """A request that did not succeed; `message` says what happened, for people."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class SessionEnded(ApiError):
+    """401 on an authenticated call: the session expired, ended, or was never valid."""
+
+
+class ApiClient:
+    """Calls to the API for one console session (`token` None before login)."""
+
+    def __init__(self, base_url: str, token: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def login(self, username: str, password: str) -> dict:
+        """{token, user}; a wrong username or password is an ApiError, not SessionEnded."""
+        return self._call("POST", "/auth/login",
+                          json={"username": username, "password": password})
+
+    def logout(self) -> None:
+        self._call("POST", "/auth/logout")
+
+    def heartbeat(self) -> dict:
+        """Refresh the session; returns the user with their current availability."""
+        return self._call("POST", "/auth/heartbeat")["user"]
+
+    def assignments(self, user_id: int) -> list[dict]:
+        return self._call("GET", f"/users/{user_id}/assignments")
+
+    def decide(self, assignment_id: int, status: str, reason: str | None = None) -> dict:
+        body = {"status": status}
+        if reason:
+            body["reason"] = reason
+        return self._call("PUT", f"/assignments/{assignment_id}", json=body)
+
+    def set_available(self, user_id: int, available: bool) -> dict:
+        return self._call("POST" if available else "DELETE", f"/users/{user_id}/active")
+
+    def overview(self, region: str) -> dict:
+        return self._call("GET", f"/regions/{region}/overview")
+
+    def _call(self, method: str, path: str, json: dict | None = None):
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            answer = httpx.request(method, self.base_url + path, json=json, headers=headers,
+                                   timeout=TIMEOUT_SECONDS)
+        except httpx.HTTPError as error:
+            raise ApiError(f"The API at {self.base_url} is not answering ({_reason(error)}). "
+                           "Is it running?") from None
+        if answer.is_success:
+            return answer.json() if answer.content else None
+        raise error_for(answer.status_code, _body(answer), authenticated=bool(self.token))
+
+
+def error_for(status: int, body: dict, authenticated: bool = True) -> ApiError:
+    """The ApiError for an API answer with this status and JSON body."""
+    detail = _detail_text(body.get("detail"))
+    if status == 401 and authenticated:
+        return SessionEnded("Your session has ended. Please log in again.", status)
+    if status == 401:
+        return ApiError("Wrong username or password.", status)
+    if status == 409:
+        return ApiError(f"Already decided or released: {detail}", status)
+    if status == 503:
+        server = body.get("server") or "A server"
+        return ApiError(f"{server} is down, so the API cannot do this now ({detail}). "
+                        "Please try again in a moment.", status)
+    if status in (403, 404, 429):
+        return ApiError(f"{detail[:1].upper()}{detail[1:]}.", status)
+    if status == 422:
+        return ApiError(f"The API refused the request as invalid: {detail}", status)
+    return ApiError(f"The API failed (HTTP {status}): {detail}", status)
+
+
+def _body(answer: httpx.Response) -> dict:
+    try:
+        body = answer.json()
+    except ValueError:
+        return {"detail": answer.text[:200] or answer.reason_phrase}
+    return body if isinstance(body, dict) else {"detail": str(body)}
+
+
+def _detail_text(detail) -> str:
+    """FastAPI's detail is a string, or a list of validation errors."""
+    if isinstance(detail, list):
+        return "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item)
+                         for item in detail)
+    return str(detail or "no detail")
+
+
+def _reason(error: httpx.HTTPError) -> str:
+    return str(error) or type(error).__name__

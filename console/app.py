@@ -1,0 +1,56 @@
+"""The operators' and supervisors' console: `streamlit run console/app.py` (port 3001).
+
+It talks only to the HTTP API (settings.API_URL), never to the databases. Logged out, it
+shows the login form; logged in, an operator's queue or a supervisor's region overview.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from common.domain.routing import served_region
+from console import login_page, operator_page, state, supervisor_page
+from console.api_client import ApiError, SessionEnded
+
+
+def main() -> None:
+    st.set_page_config(page_title="Event review console", layout="wide")
+    me = state.user()
+    if me is None:
+        login_page.render()
+        return
+    _header(me)
+    if me["role"] == "operator":
+        operator_page.render(me)
+    else:
+        supervisor_page.render(me)
+
+
+def _header(me: dict) -> None:
+    title, out = st.columns([6, 1], vertical_alignment="center")
+    title.title(me["name"])
+    title.caption(f"{me['role'].capitalize()} · {me['username']} · region {me['region']}"
+                  f" (events of {served_region(me['region'])})")
+    out.button("Log out", on_click=_log_out)
+    state.show_notices()
+
+
+def _log_out() -> None:
+    """End the session through the API (an operator's pending work goes back to waiting);
+    a session the API already ended counts as logged out."""
+    me = state.user()
+    client = state.client()
+    try:
+        client.logout()
+    except SessionEnded:
+        pass
+    except ApiError as error:
+        state.notify("error", f"Could not log out: {error.message}")
+        return
+    state.end()
+    released = me["role"] == "operator"
+    state.notify("info", "You are logged out." + (
+        " Your pending assignments went back to the waiting queue." if released else ""))
+
+
+main()

@@ -1,0 +1,206 @@
+"""The console (console/app.py) under Streamlit's AppTest, against a real API process.
+
+The API runs under uvicorn with the test's own settings (databases, namespace); the
+console finds it through API_URL, as `make up` wires them. Results are checked in
+PostgreSQL, where the API wrote them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from console.api_client import error_for
+from tests.integration.waiting import add_waiting_events, query
+from tests.processes import free_port, serving_api
+
+JOHN = 1
+
+
+@pytest.fixture
+def api_url(settings, monkeypatch, tmp_path):
+    with open(tmp_path / "api.log", "wb") as logs, serving_api(settings, logs) as url:
+        monkeypatch.setenv("API_URL", url)
+        yield url
+
+
+def console() -> AppTest:
+    return AppTest.from_file("../../console/app.py", default_timeout=30).run()
+
+
+def log_in(at: AppTest, username: str, password: str = "pass123") -> AppTest:
+    text_input(at, "Username").input(username)
+    text_input(at, "Password").input(password)
+    return button(at, "Log in").click().run()
+
+
+def text_input(at: AppTest, label: str):
+    [found] = [t for t in at.text_input if t.label == label]
+    return found
+
+
+def buttons(at: AppTest, label: str) -> list:
+    return [b for b in at.button if b.label == label]
+
+
+def button(at: AppTest, label: str):
+    return buttons(at, label)[0]
+
+
+def on_login_form(at: AppTest) -> bool:
+    return ([t.label for t in at.text_input] == ["Username", "Password"]
+            and [b.label for b in at.button] == ["Log in"])
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def assignment(settings, assignment_id: int) -> dict:
+    [row] = query(settings, "SELECT * FROM assignments WHERE assignment_id = %s",
+                  [assignment_id])
+    return row
+
+
+def live_ids(settings) -> list[int]:
+    rows = query(settings, "SELECT a.assignment_id FROM assignments a JOIN events e "
+                 "USING (event_id) WHERE a.user_id = %s AND a.status = 'pending' "
+                 "AND NOT a.deleted ORDER BY e.severity DESC, a.created_at", [JOHN])
+    return [r["assignment_id"] for r in rows]
+
+
+@pytest.fixture
+def john(settings, api_url) -> AppTest:
+    """John Smith logged in to the console, with a severity 2 and a severity 5 event."""
+    add_waiting_events(settings, 1, region="NA", severity=2)
+    add_waiting_events(settings, 1, region="NA", severity=5)
+    at = log_in(console(), "john.smith")
+    assert not at.exception
+    return at
+
+
+def test_the_login_form_has_the_labels_browser_tests_rely_on(api_url):
+    assert on_login_form(console())
+
+
+def test_an_operator_sees_their_queue_most_severe_first_with_a_decision_each(john):
+    assert texts(john.title) == ["John Smith"]
+    assert texts(john.subheader) == ["Your queue (2)"]
+    badges = [m for m in texts(john.markdown) if "Severity" in m]
+    assert [b.split("[")[1].split("]")[0] for b in badges] == ["Severity 5", "Severity 2"]
+    assert "Motion detection at lobby" in badges[0] and "NA" in badges[0]
+    assert any("Camera camera_1" in c and "assigned" in c for c in texts(john.caption))
+    assert len(buttons(john, "Approve")) == 2 and len(buttons(john, "Reject")) == 2
+    assert john.toggle(key="available_toggle").value is True
+    assert buttons(john, "Log out")
+
+
+def test_approve_approves_that_assignment_in_the_database(john, settings):
+    first, second = live_ids(settings)
+    button(john, "Approve").click().run()
+    assert not john.exception
+    decided = assignment(settings, first)
+    assert (decided["status"], decided["decided_by"]) == ("approved", JOHN)
+    assert assignment(settings, second)["status"] == "pending"
+    assert texts(john.success) == ["Approved: Motion detection at lobby."]
+    assert texts(john.subheader) == ["Your queue (1)"]
+
+
+def test_reject_records_the_reason_typed_beside_it(john, settings):
+    first, _ = live_ids(settings)
+    john.text_input(key=f"reason-{first}").input("a cat again")
+    john.button(key=f"reject-{first}").click().run()
+    rejected = assignment(settings, first)
+    assert (rejected["status"], rejected["decision_reason"]) == ("rejected", "a cat again")
+    assert texts(john.success) == ["Rejected: Motion detection at lobby."]
+
+
+def test_approving_work_a_supervisor_already_decided_says_so(john, settings, api_url):
+    first, _ = live_ids(settings)
+    token = httpx.post(f"{api_url}/auth/login", json={"username": "james.wilson",
+                                                      "password": "pass123"}).json()["token"]
+    answer = httpx.put(f"{api_url}/assignments/{first}", json={"status": "rejected"},
+                       headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    john.button(key=f"approve-{first}").click().run()
+    assert not john.exception
+    [warning] = texts(john.warning)
+    assert warning.startswith("Already decided or released")
+    assert assignment(settings, first)["status"] == "rejected"
+    assert texts(john.subheader) == ["Your queue (1)"]
+
+
+def test_switching_availability_off_and_on_reaches_the_api(john, settings):
+    john.toggle(key="available_toggle").set_value(False).run()
+    assert query(settings, "SELECT available FROM users WHERE id = 1")[0]["available"] is False
+    assert john.toggle(key="available_toggle").value is False
+    john.toggle(key="available_toggle").set_value(True).run()
+    assert query(settings, "SELECT available FROM users WHERE id = 1")[0]["available"] is True
+
+
+def test_log_out_ends_the_session_and_returns_to_the_login_form(john, settings):
+    button(john, "Log out").click().run()
+    assert on_login_form(john)
+    assert "You are logged out" in texts(john.info)[0]
+    assert query(settings, "SELECT count(*) AS n FROM sessions WHERE user_id = 1 "
+                 "AND ended_at IS NULL")[0]["n"] == 0
+    assert live_ids(settings) == []
+
+
+def test_a_wrong_password_shows_an_error_and_stays_on_the_login_form(api_url):
+    at = log_in(console(), "john.smith", "not-his-password")
+    assert texts(at.error) == ["Wrong username or password."]
+    assert on_login_form(at)
+    assert "token" not in at.session_state
+
+
+def test_a_session_that_ended_elsewhere_returns_to_the_login_form(john, settings):
+    query(settings, "UPDATE sessions SET ended_at = now() WHERE user_id = 1 RETURNING 1")
+    john.run()
+    assert on_login_form(john)
+    assert texts(john.warning) == ["Your session has ended. Please log in again."]
+
+
+def test_the_heartbeat_refreshes_the_session_once_it_is_due(john, settings):
+    def last_seen():
+        return query(settings, "SELECT last_seen_at FROM sessions WHERE user_id = 1")[0][
+            "last_seen_at"]
+
+    before = last_seen()
+    john.session_state["last_heartbeat"] = time.monotonic() - 3600
+    john.run()
+    assert last_seen() > before
+    assert john.session_state["last_heartbeat"] > time.monotonic() - 3600
+
+
+def test_a_supervisor_sees_the_overview_of_their_region(settings, api_url):
+    add_waiting_events(settings, 3, region="NA", severity=4)
+    add_waiting_events(settings, 2, region="EU", severity=5)
+    at = log_in(console(), "sarah.connor")
+    assert not at.exception
+    assert texts(at.subheader) == ["Region NA"]
+    operators, waiting = (d.value for d in at.dataframe)
+    assert operators.to_dict("records") == [{
+        "Name": "John Smith", "Username": "john.smith", "Logged in": "no",
+        "Available": "no", "Open assignments": 0}]
+    assert dict(zip(waiting["Severity"], waiting["Waiting"], strict=True)) == {
+        5: 0, 4: 3, 3: 0, 2: 0, 1: 0}
+    assert {m.label: m.value for m in at.metric}["Waiting events"] == "3"
+    assert buttons(at, "Log out") and not buttons(at, "Approve")
+
+
+def test_an_api_that_does_not_answer_is_named_on_the_login_form(monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("API_URL", url)
+    at = log_in(console(), "john.smith")
+    [error] = texts(at.error)
+    assert error.startswith(f"The API at {url} is not answering")
+    assert on_login_form(at) and not at.exception
+
+
+def test_a_503_names_the_server_that_is_down():
+    error = error_for(503, {"detail": "Redis is unavailable: refused", "server": "Redis"})
+    assert error.message.startswith("Redis is down")
