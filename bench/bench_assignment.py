@@ -12,12 +12,13 @@ from __future__ import annotations
 import random
 import time
 
-from bench.common_setup import bench_settings, median, processes, wait_until
+from bench.common_setup import bench_settings, median, processes
 from common import resources
 from common.adapters.presence import Presence
 from common.domain.routing import USER_REGIONS
 from common.services.generator import generate_events
 from common.services.reconcile import reconcile_counters
+from tests.processes import eventually
 
 OPERATORS_PER_REGION = 100
 RUNS = 3
@@ -78,7 +79,7 @@ def throughput(relay_conn, conn, presence: Presence, backlog: int) -> float:
     target = assigned(conn) + backlog
     start = time.monotonic()
     generate_events(relay_conn, backlog, report=lambda _: None)
-    wait_until(lambda: assigned(conn) >= target)
+    eventually(lambda: assigned(conn) >= target, timeout=300, interval=0.02)
     return backlog / (time.monotonic() - start)
 
 
@@ -90,7 +91,7 @@ def main() -> None:
         add_operators(conn, presence)
         with processes(settings, "relay", "assignment"):
             sent = offered_load(relay_conn, rate=500, seconds=10)
-            wait_until(lambda: assigned(conn) >= sent)
+            eventually(lambda: assigned(conn) >= sent, timeout=300, interval=0.02)
             p50, p99 = latencies(conn)
             print(f"500 events/s offered, {sent} events: insert -> assigned "
                   f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (targets 50 / 250)")

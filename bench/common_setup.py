@@ -42,15 +42,5 @@ def processes(settings: Settings, *names: str):
         yield procs
 
 
-def wait_until(check, timeout: float = 300, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"benchmark condition not met in {timeout}s")
-
-
 def median(values) -> float:
     return statistics.median(values) if values else float("nan")

@@ -33,6 +33,8 @@ def reconcile_counters(conn: psycopg.Connection, presence: Presence) -> dict:
         "availability_corrected": len(set(before_active.items()) ^ set(available.items())),
     }
     if drift:
-        log.warning("reconcile corrected %d counter(s): %s", len(drift), drift)
+        sample = dict(list(drift.items())[:10])
+        log.warning("reconcile corrected %d counter(s) (user: (redis, postgresql)), e.g. %s",
+                    len(drift), sample)
     log.info("reconciled: %s", report)
     return report

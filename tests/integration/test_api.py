@@ -15,10 +15,10 @@ from common.adapters import broker
 from common.api.app import create_app
 from common.resources import redis_client
 from common.settings import Settings
+from tests import servers
 from tests.integration.waiting import (
     add_waiting_events,
     execute,
-    flush_namespace,
     history,
     live,
     load_row,
@@ -376,7 +376,7 @@ def test_heartbeat_restores_presence_after_a_redis_flush_without_a_new_login(set
     redis = redis_client(settings)
     with api(settings) as client:
         headers = login(client)
-        flush_namespace(redis, settings)
+        servers.delete_namespace_keys(settings)
         add_waiting_events(settings, 2, region="NA")
         assert client.post("/auth/heartbeat", headers=headers).status_code == 200
         assert redis.hget(settings.name("active_users"), JOHN) == "US"

@@ -8,10 +8,10 @@ from common.adapters.presence import Presence
 from common.resources import assignment_connection, redis_client
 from common.services import sessions
 from common.services.errors import Conflict, TooManyAttempts, Unauthorized
+from tests import servers
 from tests.integration.waiting import (
     add_waiting_events,
     execute,
-    flush_namespace,
     history,
     live,
     load_row,
@@ -105,7 +105,7 @@ def test_a_successful_login_clears_earlier_failures(conn, presence, settings):
 def test_authenticate_needs_only_postgresql_so_a_token_survives_a_redis_flush(
         conn, presence, settings):
     token, _ = login(conn, presence, settings)
-    flush_namespace(presence.client, settings)
+    servers.delete_namespace_keys(settings)
     assert sessions.authenticate(conn, presence, settings, token)["id"] == JOHN
 
 
@@ -144,7 +144,7 @@ def test_heartbeat_restores_presence_after_a_redis_flush_and_the_cap_holds(
     settings = settings.model_copy(update={"MAX_ASSIGNMENTS": 3})
     add_waiting_events(settings, 5, region="NA")
     token, _ = login(conn, presence, settings)
-    flush_namespace(presence.client, settings)
+    servers.delete_namespace_keys(settings)
     add_waiting_events(settings, 2, region="NA")
     sessions.heartbeat(conn, presence, settings, token)
     assert presence.active_users() == {JOHN: "US"}

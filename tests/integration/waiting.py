@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-
 from common.adapters import assignment_db
-from common.messages import OutboundEvent
 from common.resources import assignment_connection
+from tests import factories
 
 
 def add_waiting_events(settings, count: int, region: str = "NA", severity: int = 3,
                        age_seconds: float = 0) -> list:
     """Store `count` events in assignment_service: they enter the waiting set."""
-    created = datetime.now(UTC) - timedelta(seconds=age_seconds)
-    events = [
-        OutboundEvent(event_id=uuid.uuid4(), region=region, rule_type="motion_detection",
-                      location="lobby", severity=severity, device_id="device_1",
-                      camera_id="camera_1", frame_reference=f"frame_{uuid.uuid4().hex}",
-                      created_at=created + timedelta(milliseconds=i))
-        for i in range(count)
-    ]
+    # Each a millisecond younger than the one before: a known oldest-first order.
+    events = [factories.event(region, severity, age_seconds - i / 1000) for i in range(count)]
     with assignment_connection(settings) as conn, conn.cursor() as cur:
         return assignment_db.store_events(cur, events)
 
@@ -55,9 +46,3 @@ def history(settings, assignment_id: int) -> list[tuple]:
                  "FROM assignment_history WHERE assignment_id = %s ORDER BY id",
                  [assignment_id])
     return [tuple(r.values()) for r in rows]
-
-
-def flush_namespace(client, settings) -> int:
-    """Delete this test's Redis keys only (never FLUSHALL: other tests share the server)."""
-    keys = list(client.scan_iter(match=f"{settings.NAMESPACE}.*", count=1000))
-    return client.delete(*keys) if keys else 0
