@@ -18,6 +18,7 @@ import contextlib
 import logging
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -81,6 +82,8 @@ class BatchConsumer:
         self.stats = {"handled": 0, "dead_lettered": 0, "requeued": 0, "idle_failures": 0}
         self._unknown_in_a_row = 0
         self._next_idle = time.monotonic() + idle_every
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-batch")
+        self._inflight: tuple | None = None
         self._dlq = broker.ConfirmingPublisher(settings, f"{name}-dlq", bases=[handler.queue])
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -102,6 +105,7 @@ class BatchConsumer:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
         self._dlq.close()
+        self._worker.shutdown()
         log.info("%s stopped: %s", self.name, self.stats)
 
     def _on_signal(self, *_):
@@ -114,7 +118,13 @@ class BatchConsumer:
             time.sleep(min(0.2, seconds))
 
     def _consume(self) -> None:
-        """One broker connection's life: declare, consume, flush batches."""
+        """One broker connection's life: declare, consume, hand batches to the worker.
+
+        The worker thread handles one batch (the database and Redis work) while this thread
+        keeps receiving the next from the broker; pika's objects are only ever touched
+        here. The handler is never used by two threads at once: the periodic work runs only
+        while no batch is in flight.
+        """
         connection = broker.connect(self.settings, self.name)
         try:
             channel = connection.channel()
@@ -123,13 +133,26 @@ class BatchConsumer:
             channel.basic_consume(self.queue, self._on_message)
             log.info("%s consuming %s", self.name, self.queue)
             while not self.stopping:
+                busy = self.buffer or self._inflight is not None
                 before = len(self.buffer)
-                connection.process_data_events(time_limit=0.005 if self.buffer else 0.25)
+                connection.process_data_events(time_limit=0.005 if busy else 0.25)
                 quiet = len(self.buffer) == before
-                if self.buffer and (quiet or len(self.buffer) >= self.batch_size):
-                    self._flush(channel)
-                self._maybe_idle()
+                if self._inflight is not None and self._inflight[0].done():
+                    self._finish(channel)
+                if self._inflight is None:
+                    if self.buffer and (quiet or len(self.buffer) >= self.batch_size):
+                        self._start()
+                    else:
+                        self._maybe_idle()
+            if self._inflight is not None:
+                self._inflight[0].exception()  # wait: its commit decides its ack
+                self._finish(channel)
         finally:
+            if self._inflight is not None:
+                # The connection failed under an in-flight batch: let it finish (it cannot
+                # be acked now; the broker redelivers it and dedup makes that harmless).
+                self._inflight[0].exception()
+                self._inflight = None
             if connection.is_open:
                 with contextlib.suppress(AMQPError):
                     connection.close()
@@ -154,8 +177,8 @@ class BatchConsumer:
 
     # -- one batch -----------------------------------------------------------------------
 
-    def _flush(self, channel) -> None:
-        """Handle the buffered deliveries, dead-letter the bad ones, then ack them all."""
+    def _start(self) -> None:
+        """Parse the next batch here, and hand the good messages to the worker."""
         batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
         good, bad = [], {}
         for delivery in batch:
@@ -163,7 +186,14 @@ class BatchConsumer:
                 good.append((delivery, self.handler.parse(delivery.body)))
             except BadMessage as error:
                 bad[delivery.tag] = (delivery, error.reason)
-        requeue = self._with_retry(lambda: self._handle(good, bad))
+        future = self._worker.submit(self._with_retry, lambda: self._handle(good, bad))
+        self._inflight = (future, batch, good, bad)
+
+    def _finish(self, channel) -> None:
+        """The worker is done with a batch: dead-letter the bad ones, then ack them all."""
+        future, batch, good, bad = self._inflight
+        self._inflight = None
+        requeue = future.result()  # Stop or SystemExit from the worker end this process
         for delivery, reason in bad.values():
             self._dead_letter(delivery, reason)
         self._settle(channel, batch, {d.tag for d in requeue})
