@@ -25,9 +25,6 @@ db: servers
 # server keeps its SQLite database in ./var/prefect and sends no telemetry. honcho does not
 # read .env itself (its parser mangles values with spaces, such as crons): each process
 # reads .env through common/settings.py.
-# The console comes with a later issue: until console/app.py exists, its line is not started.
-UP_FLAGS := $(if $(wildcard console/app.py),,--concurrency console=0)
-
 up: db
 	@mkdir -p var/prefect
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
@@ -37,7 +34,7 @@ up: db
 	DO_NOT_TRACK=1 \
 	PREFECT_RUNNER_POLL_FREQUENCY=2 \
 	PYTHONUNBUFFERED=1 \
-	$(VENV)/bin/honcho start --env /dev/null $(UP_FLAGS)
+	$(VENV)/bin/honcho start --env /dev/null
 
 test: install
 	$(PY) -m pytest
