@@ -219,3 +219,14 @@ def test_redis_pick_script_agrees_with_the_routing_rules(engine):
         ]
         expected = routing.pick_many(candidates, wanted, 6, now=1e6)
         assert presence.pick(wanted) == expected, f"trial {trial}"
+
+
+def test_a_supervisor_smuggled_into_redis_still_receives_nothing(engine):
+    s, conn, presence = engine()
+    sarah = 5  # supervisor, US: she has no load row, so PostgreSQL refuses her any work
+    presence.touch_session(sarah)
+    presence.set_available(sarah, "US")
+    result = assignment.receive(conn, presence, s, [factories.event("NA")])
+    assert not result.assigned and result.refused == 1
+    assert factories.waiting_count(conn) == 1
+    assert sarah not in presence.active_users()
