@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from common.resources import assignment_connection
 from tests import servers
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -35,6 +36,13 @@ def settings(base_settings, request):
     isolated = servers.isolated_settings(base_settings, test_id)
     yield isolated
     servers.tear_down(isolated)
+
+
+@pytest.fixture
+def conn(settings):
+    """An autocommit connection to the test's assignment_service."""
+    with assignment_connection(settings, autocommit=True) as connection:
+        yield connection
 
 
 @pytest.fixture(scope="session")

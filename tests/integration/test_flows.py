@@ -12,7 +12,7 @@ import pytest
 
 from common.adapters import broker
 from common.adapters.presence import Presence
-from common.resources import assignment_connection, redis_client
+from common.resources import redis_client
 from common.services import assignment
 from flows.check_reviewed import check_reviewed
 from flows.cleanup_inactive_users import cleanup_inactive_users
@@ -32,12 +32,6 @@ def flow_env(settings, monkeypatch, prefect_harness):
                 monkeypatch.setenv(key, value)
         return values
     return apply
-
-
-@pytest.fixture
-def conn(settings):
-    with assignment_connection(settings, autocommit=True) as connection:
-        yield connection
 
 
 def one_assignment(settings, conn) -> tuple[int, int]:

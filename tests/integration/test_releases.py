@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from common.adapters.presence import Presence
-from common.resources import assignment_connection, redis_client
+from common.resources import redis_client
 from common.services import assignment, releases
 from tests import helpers
 from tests.factories import add_operators, event, make_available
-
-
-@pytest.fixture
-def conn(settings):
-    with assignment_connection(settings, autocommit=True) as connection:
-        yield connection
 
 
 def presence_for(settings) -> Presence:

@@ -18,12 +18,6 @@ from tests.processes import eventually, running
 
 
 @pytest.fixture
-def conn(settings):
-    with assignment_connection(settings, autocommit=True) as connection:
-        yield connection
-
-
-@pytest.fixture
 def pub(settings):
     with publisher(settings, "test-outbox") as p:
         p.ensure_open()  # declares the queues

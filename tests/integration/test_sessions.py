@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.adapters.presence import Presence
-from common.resources import assignment_connection, redis_client
+from common.resources import redis_client
 from common.services import sessions
 from common.services.errors import Conflict, TooManyAttempts, Unauthorized
 from tests import servers
@@ -20,12 +20,6 @@ from tests.integration.waiting import (
 )
 
 JOHN = 1
-
-
-@pytest.fixture
-def conn(settings):
-    with assignment_connection(settings, autocommit=True) as connection:
-        yield connection
 
 
 @pytest.fixture
