@@ -8,36 +8,24 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
-
 from common import resources
 from common.adapters import broker
-from common.messages import BadMessage, DecisionMessage, parse
+from common.messages import BadMessage, DecisionMessage
 from common.services import outbox
 from common.settings import Settings
-from consumers.runner import BatchConsumer
+from consumers.runner import BatchConsumer, DatabaseHandler
 
 log = logging.getLogger(__name__)
 
 
-class AckHandler:
+class AckHandler(DatabaseHandler):
     """Finishes the outbox rows of batches of acknowledgements."""
 
     queue = broker.ACK
+    message = DecisionMessage
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        self.conn: psycopg.Connection | None = None
-        self.reset()
-
-    def reset(self) -> None:
-        """Called by the runner after a transient failure: a fresh database connection."""
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = resources.assignment_connection(self.settings, autocommit=True)
-
-    def parse(self, body: bytes) -> DecisionMessage:
-        return parse(DecisionMessage, body)
+        super().__init__(settings, resources.assignment_connection)
 
     def handle(self, acks: list[DecisionMessage]) -> None:
         result = outbox.finish(self.conn, [a.assignment_id for a in acks])
@@ -45,8 +33,6 @@ class AckHandler:
             raise BadMessage(f"unknown assignment {result.unknown[0]}: no outbox row")
         log.debug("finished %d outbox row(s) of %d ack(s)", len(result.finished), len(acks))
 
-    def idle(self) -> None:
-        """Nothing periodic."""
 
 
 def run(settings: Settings) -> None:

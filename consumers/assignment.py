@@ -9,39 +9,27 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
-
 from common import resources
 from common.adapters import broker
 from common.adapters.presence import Presence
-from common.messages import OutboundEvent, parse
+from common.messages import OutboundEvent
 from common.services import assignment
 from common.services.reconcile import reconcile_counters
 from common.settings import Settings
-from consumers.runner import BatchConsumer
+from consumers.runner import BatchConsumer, DatabaseHandler
 
 log = logging.getLogger(__name__)
 
 
-class AssignmentHandler:
+class AssignmentHandler(DatabaseHandler):
     """Stores and routes batches of events from events.outbound."""
 
     queue = broker.OUTBOUND
+    message = OutboundEvent
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        self.conn: psycopg.Connection | None = None
         self.presence = Presence(resources.redis_client(settings), settings)
-        self.reset()
-
-    def reset(self) -> None:
-        """Called by the runner after a transient failure: a fresh database connection."""
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = resources.assignment_connection(self.settings, autocommit=True)
-
-    def parse(self, body: bytes) -> OutboundEvent:
-        return parse(OutboundEvent, body)
+        super().__init__(settings, resources.assignment_connection)
 
     def handle(self, events: list[OutboundEvent]) -> None:
         result = assignment.receive(self.conn, self.presence, self.settings, events)

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
 from pika.exceptions import AMQPError
 
 from common import resources
 from common.adapters import broker
-from common.messages import BadMessage, DecisionMessage, parse
+from common.messages import BadMessage, DecisionMessage
 from common.services import inbound
 from common.settings import Settings
-from consumers.runner import BatchConsumer
+from consumers.runner import BatchConsumer, DatabaseHandler
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +25,20 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 10.0
 
 
-class InboundHandler:
+class InboundHandler(DatabaseHandler):
     """Applies batches of decisions to relay_service and acknowledges them on ack.queue."""
 
     queue = broker.INBOUND
+    message = DecisionMessage
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        self.conn: psycopg.Connection | None = None
         self.publisher = broker.ConfirmingPublisher(settings, "inbound-acks", bases=[broker.ACK])
-        self.reset()
+        super().__init__(settings, resources.relay_connection)
 
     def reset(self) -> None:
         """Called by the runner after a transient failure: fresh connections."""
-        if self.conn is not None:
-            self.conn.close()
         self.publisher.close()
-        self.conn = resources.relay_connection(self.settings, autocommit=True)
-
-    def parse(self, body: bytes) -> DecisionMessage:
-        return parse(DecisionMessage, body)
+        super().reset()
 
     def handle(self, decisions: list[DecisionMessage]) -> None:
         result = inbound.apply_decisions(self.conn, decisions)

@@ -20,14 +20,13 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
 
 import psycopg
 import redis
 from pika.exceptions import AMQPError
 
 from common.adapters import broker
-from common.messages import BadMessage
+from common.messages import BadMessage, parse
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,18 +38,33 @@ MAX_BACKOFF = 30.0
 MAX_UNKNOWN_FAILURES = 20
 
 
-class Handler(Protocol):
-    queue: str  # base queue name (DESIGN.md), namespaced by the runner
+class DatabaseHandler:
+    """Base of the handlers: one autocommit connection, reopened by `reset`; messages
+    parsed strictly into `message` (a pydantic model of common/messages.py).
 
-    def parse(self, body: bytes) -> object: ...
+    A handler adds `handle(items)`: one batch, in one transaction; it raises BadMessage
+    for what can never be processed, and lets transient errors propagate."""
 
-    def handle(self, items: list) -> None: ...
+    queue: str
+    message: type
+
+    def __init__(self, settings: Settings, connect):
+        self.settings = settings
+        self._connect = connect
+        self.conn: psycopg.Connection | None = None
+        self.reset()
 
     def reset(self) -> None:
-        """Drop and reopen the handler's own connections after a transient failure."""
+        """Called by the runner after a transient failure: a fresh database connection."""
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = self._connect(self.settings, autocommit=True)
+
+    def parse(self, body: bytes):
+        return parse(self.message, body)
 
     def idle(self) -> None:
-        """Called every `idle_every` seconds (periodic sweeps); may do nothing."""
+        """Nothing periodic unless a handler says otherwise."""
 
 
 @dataclass
@@ -67,7 +81,7 @@ class Stop(Exception):
 class BatchConsumer:
     """Consumes one queue in batches for a handler until SIGTERM/SIGINT."""
 
-    def __init__(self, settings: Settings, handler: Handler, name: str,
+    def __init__(self, settings: Settings, handler: DatabaseHandler, name: str,
                  prefetch: int = 1000, batch_size: int = 500, idle_every: float = 0):
         self.settings = settings
         self.handler = handler
