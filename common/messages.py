@@ -15,11 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 
 class BadMessage(Exception):
-    """A message that can never be processed; `reason` goes into the dead-letter header."""
+    """A message that can never be processed; `reason` goes into the dead-letter header.
 
-    def __init__(self, reason: str):
+    `kind` is a short, fixed category of the reason (`invalid_utf8`, `invalid_json`,
+    `not_an_object`, `invalid_fields`, `unknown_reference`, `database_refused`, ...): few
+    enough values to label a metric and group a dead-letter summary by.
+    """
+
+    def __init__(self, reason: str, kind: str = "invalid"):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 class _Message(BaseModel):
@@ -58,17 +64,18 @@ def parse(model: type[_Message], body: bytes):
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise BadMessage(f"invalid UTF-8 at byte {error.start}") from None
+        raise BadMessage(f"invalid UTF-8 at byte {error.start}", "invalid_utf8") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise BadMessage(f"invalid JSON: {error.msg} at position {error.pos}") from None
+        raise BadMessage(f"invalid JSON: {error.msg} at position {error.pos}",
+                         "invalid_json") from None
     if not isinstance(data, dict):
-        raise BadMessage(f"expected a JSON object, got {type(data).__name__}")
+        raise BadMessage(f"expected a JSON object, got {type(data).__name__}", "not_an_object")
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise BadMessage(describe(error)) from None
+        raise BadMessage(describe(error), "invalid_fields") from None
 
 
 def describe(error: ValidationError) -> str:

@@ -30,7 +30,8 @@ class AckHandler(DatabaseHandler):
     def handle(self, acks: list[DecisionMessage]) -> None:
         result = outbox.finish(self.conn, [a.assignment_id for a in acks])
         if result.unknown:
-            raise BadMessage(f"unknown assignment {result.unknown[0]}: no outbox row")
+            raise BadMessage(f"unknown assignment {result.unknown[0]}: no outbox row",
+                             "unknown_reference")
         log.debug("finished %d outbox row(s) of %d ack(s)", len(result.finished), len(acks))
 
 

@@ -43,7 +43,8 @@ class InboundHandler(DatabaseHandler):
     def handle(self, decisions: list[DecisionMessage]) -> None:
         result = inbound.apply_decisions(self.conn, decisions)
         if result.unknown:
-            raise BadMessage(f"unknown event {result.unknown[0]} in relay_service")
+            raise BadMessage(f"unknown event {result.unknown[0]} in relay_service",
+                             "unknown_reference")
         acks = [broker.Message(d.assignment_id, broker.encode(d.model_dump(mode="json",
                                                                           by_alias=True)))
                 for d in decisions]

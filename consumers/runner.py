@@ -199,7 +199,7 @@ class BatchConsumer:
             try:
                 good.append((delivery, self.handler.parse(delivery.body)))
             except BadMessage as error:
-                bad[delivery.tag] = (delivery, error.reason)
+                bad[delivery.tag] = (delivery, error.reason, error.kind)
         future = self._worker.submit(self._with_retry, lambda: self._handle(good, bad))
         self._inflight = (future, batch, good, bad)
 
@@ -208,8 +208,8 @@ class BatchConsumer:
         future, batch, good, bad = self._inflight
         self._inflight = None
         requeue = future.result()  # Stop or SystemExit from the worker end this process
-        for delivery, reason in bad.values():
-            self._dead_letter(delivery, reason)
+        for delivery, reason, kind in bad.values():
+            self._dead_letter(delivery, reason, kind)
         self._settle(channel, batch, {d.tag for d in requeue})
         self.stats["handled"] += len(good) - len(requeue)
 
@@ -249,11 +249,12 @@ class BatchConsumer:
     def _single_failure(self, delivery: Delivery, error: Exception, bad: dict) -> list:
         if isinstance(error, BadMessage):
             # Found bad only against the database (e.g. an ack for an unknown assignment).
-            bad[delivery.tag] = (delivery, error.reason)
+            bad[delivery.tag] = (delivery, error.reason, error.kind)
             return []
         if isinstance(error, DATA_ERRORS):
             first = str(error).splitlines()[0] if str(error) else ""
-            bad[delivery.tag] = (delivery, f"rejected by the database: {type(error).__name__}: {first}")
+            bad[delivery.tag] = (delivery, f"rejected by the database: {type(error).__name__}: "
+                                           f"{first}", "database_refused")
             return []
         self._unknown_in_a_row += 1
         self.stats["requeued"] += 1
@@ -284,11 +285,13 @@ class BatchConsumer:
         except TRANSIENT as error:
             log.warning("%s: reconnect failed: %r", self.name, error)
 
-    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Publish the original body to `<queue>.dlq` with the reason, before the ack."""
+    def _dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
+        """Publish the original body to `<queue>.dlq` with the reason (and its kind, a
+        short category), before the ack."""
         log.error("%s: dead-lettering delivery %s: %s", self.name, delivery.tag, reason)
         headers = dict(delivery.headers)
-        headers.update({"x-death-reason": reason[:1000], "x-original-queue": self.queue})
+        headers.update({"x-death-reason": reason[:1000], "x-death-kind": kind,
+                        "x-original-queue": self.queue})
         message = broker.Message(key=f"dlq-{delivery.tag}-{time.time_ns()}",
                                  body=delivery.body, headers=headers)
         self._with_retry(lambda: self._publish_dead_letter(message))
