@@ -12,7 +12,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from croniter import croniter
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CRON_FIELDS = ("INACTIVE_USER_CRON", "EXPIRED_EVENT_CRON", "CHECK_REVIEWED_CRON")
@@ -60,12 +60,18 @@ class Settings(BaseSettings):
     RELAY_BATCH_SIZE: int = Field(1000, ge=1, le=50_000)
     # relay-poll re-dispatches events dispatched this long ago that were never stored.
     REDISPATCH_AFTER_SECONDS: int = Field(300, ge=1)
+    # Back-off of re-dispatch: the wait doubles per dispatch from REDISPATCH_AFTER_SECONDS,
+    # up to this (6 h): an hour with the assignment consumers down costs ~4 re-publishes.
+    REDISPATCH_MAX_SECONDS: int = Field(21_600, ge=1)
     # Outbox sweep publishes rows whose last publish is older than this.
     OUTBOX_REPUBLISH_SECONDS: int = Field(60, ge=0)
 
     ASSIGNMENT_BATCH_SIZE: int = Field(1000, ge=1, le=10_000)
     # Periodic backfill sweep inside each assignment consumer; 0 switches it off.
     BACKFILL_SWEEP_SECONDS: float = Field(5.0, ge=0)
+
+    # Message bodies larger than this are dead-lettered unread (kind too_large).
+    MESSAGE_MAX_BYTES: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
 
     GENERATE_MAX_COUNT: int = Field(1_000_000, ge=1)
 
@@ -84,6 +90,12 @@ class Settings(BaseSettings):
         if not croniter.is_valid(value):
             raise ValueError(f"not a valid cron expression: {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _redispatch_cap_above_start(self):
+        if self.REDISPATCH_MAX_SECONDS < self.REDISPATCH_AFTER_SECONDS:
+            raise ValueError("REDISPATCH_MAX_SECONDS must be at least REDISPATCH_AFTER_SECONDS")
+        return self
 
     # ---- derived names -------------------------------------------------------------
 

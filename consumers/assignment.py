@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 
 from common import resources
-from common.adapters import broker
+from common.adapters import broker, rejected_events
 from common.adapters.presence import Presence
-from common.messages import OutboundEvent
+from common.messages import OutboundEvent, event_id_of
 from common.services import assignment
 from common.services.reconcile import reconcile_counters
 from common.settings import Settings
-from consumers.runner import BatchConsumer, DatabaseHandler
+from consumers.runner import BatchConsumer, DatabaseHandler, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,14 @@ class AssignmentHandler(DatabaseHandler):
     def handle(self, events: list[OutboundEvent]) -> None:
         result = assignment.receive(self.conn, self.presence, self.settings, events)
         log.debug("stored %d, assigned %d", result.stored, len(result.assigned))
+
+    def on_dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
+        """Called by the runner before it dead-letters a message: where the body names an
+        event, record it, so relay-poll stops re-dispatching an event never storable."""
+        event_id = event_id_of(delivery.body, self.settings.MESSAGE_MAX_BYTES)
+        if event_id is not None:
+            rejected_events.record(self.conn, event_id, delivery.body, reason, kind)
+            log.warning("event %s dead-lettered (%s): %s", event_id, kind, reason)
 
     def idle(self) -> None:
         """The periodic sweep: route anything still waiting."""

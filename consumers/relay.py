@@ -24,7 +24,7 @@ from pika.exceptions import AMQPError
 
 from common.adapters.broker import ConfirmingPublisher, PublishError
 from common.resources import relay_connection
-from common.services.relay import relay_batch, relay_pending_parallel
+from common.services.relay import backoff, relay_batch, relay_pending_parallel
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Relay:
         a backlog, which all workers drain together."""
         conn, publisher = self._pairs[0]
         batch = self.settings.RELAY_BATCH_SIZE
-        claimed, confirmed = relay_batch(conn, publisher, batch)
+        claimed, confirmed = relay_batch(conn, publisher, batch, backoff(self.settings))
         total = confirmed
         if claimed == batch and confirmed == claimed and not self.stopping.is_set():
             total += relay_pending_parallel(self._pairs, self.settings, batch, self.stopping.is_set)

@@ -2,16 +2,18 @@
 
 A handler parses one body (raising BadMessage for what can never be processed) and handles
 a batch of parsed items in one transaction. The runner decides each message's fate by the
-kind of error, as gmr/rejected does:
-- BadMessage, or a data error from PostgreSQL: published to `<queue>.dlq` with the reason
-  in the `x-death-reason` header, then acknowledged;
+kind of error, as gmr/rejected does, and nothing a message holds can end the process:
+- BadMessage (any body `parse` refuses, over MESSAGE_MAX_BYTES too), or a data error from
+  PostgreSQL: published to `<queue>.dlq` with the reason in the `x-death-reason` header and
+  its kind in `x-death-kind`, then acknowledged;
 - a transient failure (a server unreachable): the batch is retried with capped back-off and
   never acknowledged before its commit;
-- anything else: the batch is retried message by message; a message that still fails is
-  requeued and counted (the quorum queue's delivery limit dead-letters it in the end), and
-  too many such failures in a row end the process for its supervisor to restart.
+- anything else: the batch is retried message by message. A message that still fails while
+  batch-mates succeed is one bad message: dead-lettered at once (`handler_failed`). One that
+  fails with nothing succeeding beside it may be a passing fault: it is requeued and counted,
+  and the consumer backs off; on its last delivery before the quorum queue's delivery limit it
+  is dead-lettered with the reason, and the broker's limit stays the last net.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -26,7 +28,7 @@ import redis
 from pika.exceptions import AMQPError
 
 from common.adapters import broker
-from common.messages import BadMessage, parse
+from common.messages import BadMessage, one_line, parse
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,9 @@ TRANSIENT = (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError
              broker.PublishError, OSError)
 DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError)
 MAX_BACKOFF = 30.0
-MAX_UNKNOWN_FAILURES = 20
+# Header values copied from a bad message to its dead letter: only what re-encodes safely.
+HEADER_TYPES = (str, bytes, bool, type(None))
+HEADER_MAX_CHARS = 1000
 
 
 class DatabaseHandler:
@@ -61,7 +65,11 @@ class DatabaseHandler:
         self.conn = self._connect(self.settings, autocommit=True)
 
     def parse(self, body: bytes):
-        return parse(self.message, body)
+        return parse(self.message, body, self.settings.MESSAGE_MAX_BYTES)
+
+    def on_dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
+        """Called by the runner before it dead-letters `delivery`; nothing unless a handler
+        records it (the assignment handler does, so the relay stops re-dispatching)."""
 
     def idle(self) -> None:
         """Nothing periodic unless a handler says otherwise."""
@@ -95,6 +103,8 @@ class BatchConsumer:
         self.stopping = False
         self.stats = {"handled": 0, "dead_lettered": 0, "requeued": 0, "idle_failures": 0}
         self._unknown_in_a_row = 0
+        self._succeeded = 0
+        self._delivery_limit = settings.RABBITMQ_DELIVERY_LIMIT
         self._next_idle = time.monotonic() + idle_every
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-batch")
         self._inflight: tuple | None = None
@@ -173,7 +183,8 @@ class BatchConsumer:
 
     def _on_message(self, _channel, method, properties, body) -> None:
         """pika calls this for each delivery while process_data_events runs."""
-        self.buffer.append(Delivery(method.delivery_tag, body, properties.headers or {}))
+        headers = properties.headers if isinstance(properties.headers, dict) else {}
+        self.buffer.append(Delivery(method.delivery_tag, body, headers))
 
     def _maybe_idle(self) -> None:
         """The handler's periodic work. Transient failures are retried like a batch; any
@@ -200,6 +211,8 @@ class BatchConsumer:
                 good.append((delivery, self.handler.parse(delivery.body)))
             except BadMessage as error:
                 bad[delivery.tag] = (delivery, error.reason, error.kind)
+            except Exception as error:  # noqa: BLE001 - a parser bug must not end the process
+                bad[delivery.tag] = (delivery, _summary("parser failed", error), "unreadable")
         future = self._worker.submit(self._with_retry, lambda: self._handle(good, bad))
         self._inflight = (future, batch, good, bad)
 
@@ -207,7 +220,13 @@ class BatchConsumer:
         """The worker is done with a batch: dead-letter the bad ones, then ack them all."""
         future, batch, good, bad = self._inflight
         self._inflight = None
-        requeue = future.result()  # Stop or SystemExit from the worker end this process
+        try:
+            requeue = future.result()
+        except Stop:
+            raise
+        except Exception:  # noqa: BLE001 - a runner bug: requeue the batch, keep running
+            log.exception("%s: batch of %d failed unexpectedly; requeued", self.name, len(good))
+            requeue = [delivery for delivery, _ in good]
         for delivery, reason, kind in bad.values():
             self._dead_letter(delivery, reason, kind)
         self._settle(channel, batch, {d.tag for d in requeue})
@@ -227,7 +246,8 @@ class BatchConsumer:
             channel.basic_ack(max(done), multiple=True)
 
     def _handle(self, good: list, bad: dict) -> list[Delivery]:
-        """Whole batch first; on a non-transient error, one by one. Returns what to requeue."""
+        """Whole batch first; on a non-transient error, one by one. Returns what to requeue,
+        after a back-off when something had to be requeued. Runs in the worker thread."""
         if not good:
             return []
         try:
@@ -237,32 +257,68 @@ class BatchConsumer:
         except TRANSIENT:
             raise
         except Exception as error:  # noqa: BLE001 - isolate the message that causes it
-            if len(good) == 1:
-                return self._single_failure(good[0][0], error, bad)
-            log.warning("%s: batch of %d failed (%r); retrying one by one",
-                        self.name, len(good), error)
-        requeue = []
-        for pair in good:
-            requeue.extend(self._handle([pair], bad))
+            if len(good) > 1:
+                log.warning("%s: batch of %d failed (%s); retrying one by one",
+                            self.name, len(good), _summary("", error))
+            failed = [(good[0][0], error)] if len(good) == 1 else self._one_by_one(good, bad)
+        requeue = self._judge(failed, bad, alone=len(good) == 1)
+        if requeue:
+            self._back_off_after_failures()
         return requeue
 
-    def _single_failure(self, delivery: Delivery, error: Exception, bad: dict) -> list:
-        if isinstance(error, BadMessage):
-            # Found bad only against the database (e.g. an ack for an unknown assignment).
-            bad[delivery.tag] = (delivery, error.reason, error.kind)
-            return []
-        if isinstance(error, DATA_ERRORS):
-            first = str(error).splitlines()[0] if str(error) else ""
-            bad[delivery.tag] = (delivery, f"rejected by the database: {type(error).__name__}: "
-                                           f"{first}", "database_refused")
-            return []
+    def _one_by_one(self, good: list, bad: dict) -> list[tuple[Delivery, Exception]]:
+        """Handle each message alone; returns the failures with their errors, and counts the
+        successes in `_succeeded` (evidence that the failures are the messages' own)."""
+        failed = []
+        self._succeeded = 0
+        for delivery, item in good:
+            try:
+                self.handler.handle([item])
+                self._succeeded += 1
+            except TRANSIENT:
+                raise
+            except Exception as error:  # noqa: BLE001 - judged below
+                failed.append((delivery, error))
+        return failed
+
+    def _judge(self, failed: list, bad: dict, alone: bool) -> list[Delivery]:
+        """Each failure's fate: dead letter (bad for sure) or requeue (maybe a passing fault)."""
+        proven = not alone and self._succeeded > 0
+        requeue = []
+        for delivery, error in failed:
+            if isinstance(error, BadMessage):
+                # Found bad only against the database (e.g. an ack for an unknown assignment).
+                bad[delivery.tag] = (delivery, error.reason, error.kind)
+            elif isinstance(error, DATA_ERRORS):
+                bad[delivery.tag] = (delivery, _summary("rejected by the database", error),
+                                     "database_refused")
+            elif proven:
+                bad[delivery.tag] = (delivery, _summary("failed alone while its batch-mates "
+                                                        "succeeded", error), "handler_failed")
+            elif self._last_delivery(delivery):
+                bad[delivery.tag] = (delivery, _summary(f"failed on each of {self._delivery_limit}"
+                                                        " deliveries", error), "handler_failed")
+            else:
+                requeue.append(delivery)
+                self.stats["requeued"] += 1
+                log.error("%s: message %s failed (%s); requeued", self.name, delivery.tag,
+                          _summary("", error), exc_info=error)
+        if not requeue:
+            self._unknown_in_a_row = 0
+        return requeue
+
+    def _last_delivery(self, delivery: Delivery) -> bool:
+        """True on the last delivery before the quorum queue's delivery limit."""
+        count = delivery.headers.get("x-delivery-count")
+        return isinstance(count, int) and count >= self._delivery_limit
+
+    def _back_off_after_failures(self) -> None:
+        """Unexplained failures with nothing succeeding: wait longer each time, not exit."""
         self._unknown_in_a_row += 1
-        self.stats["requeued"] += 1
-        log.exception("%s: message %s failed (%d in a row); requeued",
-                      self.name, delivery.tag, self._unknown_in_a_row, exc_info=error)
-        if self._unknown_in_a_row >= MAX_UNKNOWN_FAILURES:
-            raise SystemExit(f"{self.name}: {self._unknown_in_a_row} unexplained failures in a row")
-        return [delivery]
+        delay = min(0.5 * 2 ** min(self._unknown_in_a_row - 1, 10), MAX_BACKOFF)
+        log.warning("%s: %d unexplained failure(s) in a row; backing off %.1fs",
+                    self.name, self._unknown_in_a_row, delay)
+        self._sleep(delay)
 
     def _with_retry(self, work):
         """Run `work`, retrying transient failures with capped back-off until it succeeds."""
@@ -287,16 +343,61 @@ class BatchConsumer:
 
     def _dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
         """Publish the original body to `<queue>.dlq` with the reason (and its kind, a
-        short category), before the ack."""
-        log.error("%s: dead-lettering delivery %s: %s", self.name, delivery.tag, reason)
-        headers = dict(delivery.headers)
-        headers.update({"x-death-reason": reason[:1000], "x-death-kind": kind,
-                        "x-original-queue": self.queue})
-        message = broker.Message(key=f"dlq-{delivery.tag}-{time.time_ns()}",
-                                 body=delivery.body, headers=headers)
-        self._with_retry(lambda: self._publish_dead_letter(message))
+        short category), before the ack. The handler hears of it first."""
+        log.error("%s: dead-lettering delivery %s (%s): %s", self.name, delivery.tag, kind, reason)
+        self._tell_handler(delivery, reason, kind)
+        ours = {"x-death-reason": one_line(reason, HEADER_MAX_CHARS), "x-death-kind": kind,
+                "x-original-queue": self.queue}
+        try:
+            self._publish_dead_letter(delivery, {**safe_headers(delivery.headers), **ours})
+        except Stop:
+            raise
+        except Exception as error:  # noqa: BLE001 - e.g. a header pika cannot re-encode
+            log.warning("%s: dead letter %s refused with its headers (%s); sent without them",
+                        self.name, delivery.tag, _summary("", error))
+            self._publish_dead_letter(delivery, ours)
         self.stats["dead_lettered"] += 1
 
-    def _publish_dead_letter(self, message: broker.Message) -> None:
-        if message.key not in self._dlq.publish_batch(self.dlq_base, [message]):
-            raise broker.PublishError(f"dead letter not confirmed on {self.dlq_base}")
+    def _tell_handler(self, delivery: Delivery, reason: str, kind: str) -> None:
+        try:
+            self._with_retry(lambda: self.handler.on_dead_letter(delivery, reason, kind))
+        except Stop:
+            raise
+        except Exception:  # noqa: BLE001 - the dead letter itself matters more
+            log.exception("%s: recording dead letter %s failed", self.name, delivery.tag)
+
+    def _publish_dead_letter(self, delivery: Delivery, headers: dict) -> None:
+        message = broker.Message(key=f"dlq-{delivery.tag}-{time.time_ns()}",
+                                 body=delivery.body, headers=headers)
+
+        def publish():
+            if message.key not in self._dlq.publish_batch(self.dlq_base, [message]):
+                raise broker.PublishError(f"dead letter not confirmed on {self.dlq_base}")
+
+        self._with_retry(publish)
+
+
+def safe_headers(headers: dict) -> dict:
+    """The original headers that re-encode safely (short strings, bytes, bools, 64-bit
+    integers); the rest are dropped, so an odd header cannot block its dead letter."""
+    kept = {}
+    for key, value in headers.items():
+        if not isinstance(key, str) or len(key.encode("utf-8", "replace")) > 255:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            if -(2**63) <= value < 2**63:
+                kept[key] = value
+        elif isinstance(value, HEADER_TYPES) and len(value or "") <= HEADER_MAX_CHARS:
+            kept[key] = value
+    return kept
+
+
+def _summary(prefix: str, error: BaseException) -> str:
+    """`prefix: Type: first line of the message`, bounded: for reasons and log lines."""
+    try:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    except Exception:  # noqa: BLE001 - an exception whose str() fails
+        text = ""
+    head = f"{prefix}: " if prefix else ""
+    return one_line(f"{head}{type(error).__name__}: {text}" if text
+                    else f"{head}{type(error).__name__}")

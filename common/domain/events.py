@@ -20,6 +20,22 @@ VIEWED = "Viewed"
 DEVICES = 100
 CAMERAS = 500
 
+# The source's rules for the free-text fields, named once: the longest value of each (in
+# characters), and every one non-empty. pydantic's OutboundEvent derives its limits from
+# these; sql/relay_service/002_source_rules.sql states them as CHECKs (a test holds the two
+# to the same verdict). Rule types are NOT a closed set: a camera may report a new kind of
+# detection, and an operator should still see it; RULE_TYPES is only what the generator makes.
+MAX_LENGTHS = {
+    "rule_type": 100,
+    "location": 100,
+    "device_id": 200,
+    "camera_id": 200,
+    "frame_reference": 500,
+}
+MIN_LENGTH = 1
+# PostgreSQL text cannot hold NUL: a message carrying one could never be stored.
+UNSTORABLE_CHARACTER = "\x00"
+
 # Columns of relay_service.events that a new event fills, in insert order.
 COLUMNS = (
     "event_id",
@@ -53,6 +69,18 @@ def random_event(rng: random.Random, now: datetime) -> dict:
         "state": NOT_VIEWED,
         "created_at": now,
     }
+
+
+def text_refusal(value: str) -> str | None:
+    """Why `value` can never be stored as text (NUL, or a lone surrogate that is not UTF-8);
+    else None. Called by the message models of common/messages.py."""
+    if UNSTORABLE_CHARACTER in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"not valid Unicode at character {error.start}"
+    return None
 
 
 def count_refusal(value: object, maximum: int) -> str | None:

@@ -4,6 +4,11 @@
 only the confirmed ones dispatched. The long-running relay (`python -m consumers relay`) calls
 it on every NOTIFY and poll; the Prefect flow `relay-poll` calls it as a sweep, together with
 `redispatch_lost`. Any number of callers may run at once: claims use FOR UPDATE SKIP LOCKED.
+
+Re-dispatch backs off: each dispatch sets `next_redispatch_at` to now plus
+REDISPATCH_AFTER_SECONDS doubled per earlier dispatch, capped at REDISPATCH_MAX_SECONDS. An
+event is never given up while it may still be valid; it stops only on evidence that the
+assignment consumer dead-lettered exactly the message the relay sends (`dead_lettered_at`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 from psycopg.rows import dict_row
 
-from common.adapters import broker
+from common.adapters import broker, rejected_events
 from common.adapters.broker import ConfirmingPublisher, Message
 from common.domain.events import to_message
 from common.settings import Settings
@@ -34,20 +39,28 @@ CLAIM = f"""
     LIMIT %s
     FOR UPDATE SKIP LOCKED
 """
+# The old dispatch_count on the right: the first dispatch waits `after`, then 2x, 4x, ...
 MARK_DISPATCHED = """
-    UPDATE events SET dispatched_at = now(), dispatch_count = dispatch_count + 1
-    WHERE event_id = ANY(%s)
+    UPDATE events SET dispatched_at = now(), dispatch_count = dispatch_count + 1,
+        next_redispatch_at = now() + make_interval(
+            secs => least(%(after)s * power(2, least(dispatch_count, 40)), %(cap)s))
+    WHERE event_id = ANY(%(ids)s)
 """
-# Served by the partial index events_unconfirmed_idx (dispatched_at, unconfirmed only).
+# Served by the partial index events_redispatch_due_idx (next_redispatch_at).
 CLAIM_UNCONFIRMED = f"""
-    SELECT {EVENT_FIELDS} FROM events
+    SELECT {EVENT_FIELDS}, dispatch_count FROM events
     WHERE state = 'Not Viewed' AND dispatched_at IS NOT NULL
-      AND receipt_confirmed_at IS NULL
-      AND dispatched_at < now() - make_interval(secs => %s)
-    ORDER BY dispatched_at
+      AND receipt_confirmed_at IS NULL AND dead_lettered_at IS NULL
+      AND next_redispatch_at <= now()
+    ORDER BY next_redispatch_at
     LIMIT %s
     FOR UPDATE SKIP LOCKED
 """
+MARK_DEAD_LETTERED = """
+    UPDATE events SET dead_lettered_at = now(), dead_letter_reason = %s WHERE event_id = %s
+"""
+# REDISPATCH_AFTER_SECONDS and REDISPATCH_MAX_SECONDS' defaults, for callers without settings.
+DEFAULT_BACKOFF = (300, 21_600)
 MARK_RECEIVED = "UPDATE events SET receipt_confirmed_at = now() WHERE event_id = ANY(%s)"
 STORED = "SELECT event_id FROM dedup_events WHERE event_id = ANY(%s)"
 
@@ -57,8 +70,19 @@ def messages_for(rows: list[dict]) -> list[Message]:
     return [Message(row["event_id"], broker.encode(to_message(row))) for row in rows]
 
 
+def backoff(settings: Settings) -> tuple[int, int]:
+    """(first wait, cap) of re-dispatch, in seconds."""
+    return settings.REDISPATCH_AFTER_SECONDS, settings.REDISPATCH_MAX_SECONDS
+
+
+def mark_dispatched(cur, event_ids: list, waits: tuple[int, int]) -> None:
+    after, cap = waits
+    cur.execute(MARK_DISPATCHED, {"after": after, "cap": cap, "ids": event_ids})
+
+
 def relay_batch(
-    conn: psycopg.Connection, publisher: ConfirmingPublisher, batch_size: int
+    conn: psycopg.Connection, publisher: ConfirmingPublisher, batch_size: int,
+    waits: tuple[int, int] = DEFAULT_BACKOFF,
 ) -> tuple[int, int]:
     """Claim, publish and mark one batch in one transaction. Returns (claimed, confirmed).
 
@@ -70,7 +94,7 @@ def relay_batch(
             return 0, 0
         confirmed = publisher.publish_batch(broker.OUTBOUND, messages_for(rows))
         if confirmed:
-            cur.execute(MARK_DISPATCHED, (list(confirmed),))
+            mark_dispatched(cur, list(confirmed), waits)
     if len(confirmed) < len(rows):
         log.warning(
             "%d of %d events not confirmed; left undispatched",
@@ -96,7 +120,7 @@ def relay_pending(
     batch_size = batch_size or settings.RELAY_BATCH_SIZE
     total = 0
     while True:
-        claimed, confirmed = relay_batch(conn, publisher, batch_size)
+        claimed, confirmed = relay_batch(conn, publisher, batch_size, backoff(settings))
         total += confirmed
         if claimed < batch_size or confirmed < claimed or stop():
             return total
@@ -141,10 +165,12 @@ def redispatch_lost(
     publisher: ConfirmingPublisher,
     settings: Settings,
 ) -> int:
-    """Re-publish events dispatched long ago that the assignment service never stored.
+    """Re-publish events due for re-dispatch that the assignment service never stored.
 
     Events found in assignment_service.dedup_events get receipt_confirmed_at and are left
-    alone for ever after; the others are published again and their dispatched_at refreshed.
+    alone for ever after; those whose very message the assignment consumer dead-lettered
+    (assignment_service.rejected_events) get dead_lettered_at and are never re-dispatched;
+    the others are published again, and wait twice as long before the next time.
     Called by the Prefect flow `relay-poll`. Returns how many were re-published.
     """
     total = 0
@@ -160,22 +186,30 @@ def redispatch_lost(
 def _redispatch_batch(relay_conn, assignment_conn, publisher, settings) -> tuple[int, int, int]:
     """One batch of redispatch_lost in one relay transaction: (claimed, changed, republished)."""
     with relay_conn.transaction(), relay_conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            CLAIM_UNCONFIRMED, (settings.REDISPATCH_AFTER_SECONDS, settings.RELAY_BATCH_SIZE)
-        ).fetchall()
+        rows = cur.execute(CLAIM_UNCONFIRMED, (settings.RELAY_BATCH_SIZE,)).fetchall()
         if not rows:
             return 0, 0, 0
         stored = _stored(assignment_conn, [row["event_id"] for row in rows])
         if stored:
             cur.execute(MARK_RECEIVED, (list(stored),))
-        lost = [row for row in rows if row["event_id"] not in stored]
-        confirmed = publisher.publish_batch(broker.OUTBOUND, messages_for(lost)) if lost else set()
+        messages = messages_for([row for row in rows if row["event_id"] not in stored])
+        refused = _refused(assignment_conn, messages)
+        for event_id, reason in refused.items():
+            cur.execute(MARK_DEAD_LETTERED, (reason, event_id))
+        lost = [m for m in messages if m.key not in refused]
+        confirmed = publisher.publish_batch(broker.OUTBOUND, lost) if lost else set()
         if confirmed:
-            cur.execute(MARK_DISPATCHED, (list(confirmed),))
+            mark_dispatched(cur, list(confirmed), backoff(settings))
+    counts = {row["event_id"]: row["dispatch_count"] for row in rows}
+    for event_id, reason in refused.items():
+        log.warning("event %s was dead-lettered by the assignment service (%s); "
+                    "never re-dispatched again", event_id, reason)
     for event_id in confirmed:
-        log.warning("event %s was never stored by the assignment service; re-dispatched", event_id)
-    log.info("redispatch: %d confirmed received, %d re-dispatched", len(stored), len(confirmed))
-    return len(rows), len(stored) + len(confirmed), len(confirmed)
+        log.warning("event %s was never stored by the assignment service; re-dispatched "
+                    "(dispatch %d)", event_id, counts[event_id] + 1)
+    log.info("redispatch: %d confirmed received, %d dead-lettered, %d re-dispatched",
+             len(stored), len(refused), len(confirmed))
+    return len(rows), len(stored) + len(refused) + len(confirmed), len(confirmed)
 
 
 def _stored(assignment_conn: psycopg.Connection, event_ids: list) -> set:
@@ -183,3 +217,18 @@ def _stored(assignment_conn: psycopg.Connection, event_ids: list) -> set:
     with assignment_conn.transaction():
         rows = assignment_conn.execute(STORED, (event_ids,)).fetchall()
     return {row["event_id"] if isinstance(row, dict) else row[0] for row in rows}
+
+
+def _refused(assignment_conn: psycopg.Connection, messages: list[Message]) -> dict:
+    """{event_id: reason} of the messages the assignment consumer dead-lettered, byte for
+    byte: a forged message naming the same event with other contents is no evidence."""
+    if not messages:
+        return {}
+    found = rejected_events.find(assignment_conn, [m.key for m in messages])
+    refused = {}
+    for message in messages:
+        hit = found.get((message.key, rejected_events.digest(message.body)))
+        if hit:
+            reason, kind = hit
+            refused[message.key] = f"{kind}: {reason}"
+    return refused

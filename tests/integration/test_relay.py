@@ -214,7 +214,7 @@ def test_the_claim_query_uses_the_undispatched_index_on_a_million_rows(settings)
             """
             INSERT INTO events (event_id, region, rule_type, location, severity, device_id,
                 camera_id, frame_reference, state, created_at, dispatched_at,
-                receipt_confirmed_at, decision)
+                receipt_confirmed_at, decision, next_redispatch_at)
             SELECT gen_random_uuid(), (ARRAY['NA','EU','APAC','LATAM'])[1 + i % 4],
                 'motion_detection', 'lobby', 1 + i % 5, 'device_' || i % 100,
                 'camera_' || i % 500, 'frame_' || i,
@@ -223,15 +223,16 @@ def test_the_claim_query_uses_the_undispatched_index_on_a_million_rows(settings)
                 CASE WHEN i % 100 = 0 AND i % 3 <> 0 THEN NULL
                      ELSE now() - make_interval(secs => 1000000 - i) END,
                 CASE WHEN i % 7 = 0 THEN NULL ELSE now() END,
-                CASE WHEN i % 3 = 0 THEN 'approved' END
+                CASE WHEN i % 3 = 0 THEN 'approved' END,
+                now() - make_interval(secs => 1000000 - i)
             FROM generate_series(1, 1000000) AS i
             """
         )
         conn.execute("ANALYZE events")
         claim = explain(conn, CLAIM, (1_000,))
-        unconfirmed = explain(conn, CLAIM_UNCONFIRMED, (300, 1_000))
+        unconfirmed = explain(conn, CLAIM_UNCONFIRMED, (1_000,))
     assert "events_undispatched_idx" in claim and "Seq Scan" not in claim, claim
-    assert "events_unconfirmed_idx" in unconfirmed and "Seq Scan" not in unconfirmed, unconfirmed
+    assert "events_redispatch_due_idx" in unconfirmed and "Seq Scan" not in unconfirmed, unconfirmed
 
 
 def explain(conn, query: str, params: tuple) -> str:
@@ -244,7 +245,8 @@ def test_redispatch_publishes_again_an_event_never_stored_and_confirms_one_that_
     lost, stored = sorted(all_event_ids(settings))
     with relay_connection(settings) as conn:
         conn.execute(
-            "UPDATE events SET dispatched_at = now() - interval '1 hour', dispatch_count = 1"
+            "UPDATE events SET dispatched_at = now() - interval '1 hour', dispatch_count = 1,"
+            " next_redispatch_at = now() - interval '1 second'"
         )
     with assignment_connection(settings) as conn:
         conn.execute("INSERT INTO dedup_events (event_id) VALUES (%s)", (stored,))
