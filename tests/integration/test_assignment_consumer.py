@@ -32,8 +32,8 @@ BAD = {
     "unknown region": good(region="MARS"),
     "severity out of range": good(severity=9),
     "unparseable id": good(eventId="not-a-uuid"),
-    # Valid JSON that PostgreSQL refuses (text cannot hold NUL): a bad row inside a batch.
-    "row the database refuses": good(frameReference="frame\u0000ref"),
+    # Valid JSON that PostgreSQL could not store (text cannot hold NUL): refused by the model.
+    "text the database cannot hold": good(frameReference="frame\u0000ref"),
 }
 
 
@@ -54,7 +54,7 @@ def test_every_malformed_kind_is_dead_lettered_with_its_reason_while_valid_work_
     assert "UTF-8" in reasons[BAD["invalid UTF-8"]]
     assert "region" in reasons[BAD["unknown region"]]
     assert "severity" in reasons[BAD["severity out of range"]]
-    assert "database" in reasons[BAD["row the database refuses"]]
+    assert "NUL" in reasons[BAD["text the database cannot hold"]]
     assert all(h["x-original-queue"] == settings.name(broker.OUTBOUND) for _, h in dead)
     assert factories.waiting_count(conn) == 40
 
