@@ -28,18 +28,15 @@ import redis
 from pika.exceptions import AMQPError
 
 from common.adapters import broker
-from common.messages import BadMessage, one_line, parse
+from common.messages import BadMessage, parse
 from common.settings import Settings
+from consumers.fate import dead_letter_headers, safe_headers, summary, verdict
 
 log = logging.getLogger(__name__)
 
 TRANSIENT = (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError,
              broker.PublishError, OSError)
-DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError)
 MAX_BACKOFF = 30.0
-# Header values copied from a bad message to its dead letter: only what re-encodes safely.
-HEADER_TYPES = (str, bytes, bool, type(None))
-HEADER_MAX_CHARS = 1000
 
 
 class DatabaseHandler:
@@ -212,7 +209,7 @@ class BatchConsumer:
             except BadMessage as error:
                 bad[delivery.tag] = (delivery, error.reason, error.kind)
             except Exception as error:  # noqa: BLE001 - a parser bug must not end the process
-                bad[delivery.tag] = (delivery, _summary("parser failed", error), "unreadable")
+                bad[delivery.tag] = (delivery, summary("parser failed", error), "unreadable")
         future = self._worker.submit(self._with_retry, lambda: self._handle(good, bad))
         self._inflight = (future, batch, good, bad)
 
@@ -259,14 +256,14 @@ class BatchConsumer:
         except Exception as error:  # noqa: BLE001 - isolate the message that causes it
             if len(good) > 1:
                 log.warning("%s: batch of %d failed (%s); retrying one by one",
-                            self.name, len(good), _summary("", error))
-            failed = [(good[0][0], error)] if len(good) == 1 else self._one_by_one(good, bad)
+                            self.name, len(good), summary("", error))
+            failed = [(good[0][0], error)] if len(good) == 1 else self._one_by_one(good)
         requeue = self._judge(failed, bad, alone=len(good) == 1)
         if requeue:
             self._back_off_after_failures()
         return requeue
 
-    def _one_by_one(self, good: list, bad: dict) -> list[tuple[Delivery, Exception]]:
+    def _one_by_one(self, good: list) -> list[tuple[Delivery, Exception]]:
         """Handle each message alone; returns the failures with their errors, and counts the
         successes in `_succeeded` (evidence that the failures are the messages' own)."""
         failed = []
@@ -286,23 +283,14 @@ class BatchConsumer:
         proven = not alone and self._succeeded > 0
         requeue = []
         for delivery, error in failed:
-            if isinstance(error, BadMessage):
-                # Found bad only against the database (e.g. an ack for an unknown assignment).
-                bad[delivery.tag] = (delivery, error.reason, error.kind)
-            elif isinstance(error, DATA_ERRORS):
-                bad[delivery.tag] = (delivery, _summary("rejected by the database", error),
-                                     "database_refused")
-            elif proven:
-                bad[delivery.tag] = (delivery, _summary("failed alone while its batch-mates "
-                                                        "succeeded", error), "handler_failed")
-            elif self._last_delivery(delivery):
-                bad[delivery.tag] = (delivery, _summary(f"failed on each of {self._delivery_limit}"
-                                                        " deliveries", error), "handler_failed")
+            dead = verdict(error, proven, self._last_delivery(delivery), self._delivery_limit)
+            if dead:
+                bad[delivery.tag] = (delivery, *dead)
             else:
                 requeue.append(delivery)
                 self.stats["requeued"] += 1
                 log.error("%s: message %s failed (%s); requeued", self.name, delivery.tag,
-                          _summary("", error), exc_info=error)
+                          summary("", error), exc_info=error)
         if not requeue:
             self._unknown_in_a_row = 0
         return requeue
@@ -346,15 +334,14 @@ class BatchConsumer:
         short category), before the ack. The handler hears of it first."""
         log.error("%s: dead-lettering delivery %s (%s): %s", self.name, delivery.tag, kind, reason)
         self._tell_handler(delivery, reason, kind)
-        ours = {"x-death-reason": one_line(reason, HEADER_MAX_CHARS), "x-death-kind": kind,
-                "x-original-queue": self.queue}
+        ours = dead_letter_headers(reason, kind, self.queue)
         try:
             self._publish_dead_letter(delivery, {**safe_headers(delivery.headers), **ours})
         except Stop:
             raise
         except Exception as error:  # noqa: BLE001 - e.g. a header pika cannot re-encode
             log.warning("%s: dead letter %s refused with its headers (%s); sent without them",
-                        self.name, delivery.tag, _summary("", error))
+                        self.name, delivery.tag, summary("", error))
             self._publish_dead_letter(delivery, ours)
         self.stats["dead_lettered"] += 1
 
@@ -376,28 +363,3 @@ class BatchConsumer:
 
         self._with_retry(publish)
 
-
-def safe_headers(headers: dict) -> dict:
-    """The original headers that re-encode safely (short strings, bytes, bools, 64-bit
-    integers); the rest are dropped, so an odd header cannot block its dead letter."""
-    kept = {}
-    for key, value in headers.items():
-        if not isinstance(key, str) or len(key.encode("utf-8", "replace")) > 255:
-            continue
-        if isinstance(value, int) and not isinstance(value, bool):
-            if -(2**63) <= value < 2**63:
-                kept[key] = value
-        elif isinstance(value, HEADER_TYPES) and len(value or "") <= HEADER_MAX_CHARS:
-            kept[key] = value
-    return kept
-
-
-def _summary(prefix: str, error: BaseException) -> str:
-    """`prefix: Type: first line of the message`, bounded: for reasons and log lines."""
-    try:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    except Exception:  # noqa: BLE001 - an exception whose str() fails
-        text = ""
-    head = f"{prefix}: " if prefix else ""
-    return one_line(f"{head}{type(error).__name__}: {text}" if text
-                    else f"{head}{type(error).__name__}")

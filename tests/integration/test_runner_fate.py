@@ -4,7 +4,8 @@ letter when batch-mates succeed, requeue and back off otherwise, never an exit."
 from __future__ import annotations
 
 from common.adapters import broker
-from consumers.runner import BatchConsumer, Delivery, safe_headers
+from consumers.fate import safe_headers
+from consumers.runner import BatchConsumer, Delivery
 from tests import helpers
 
 
