@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     HEARTBEAT_SECONDS: float = Field(5.0, ge=0.5, le=300)
     # Where a process writes the file whose age `python -m consumers healthcheck` reads.
     HEARTBEAT_DIR: str = "/tmp/event-assignment-heartbeats"
+    # The port `make up` runs the Prefect server (UI and API) on.
+    PREFECT_PORT: int = Field(4200, ge=1, le=65535)
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
