@@ -9,10 +9,11 @@ waits for its end, or for its program to stop. Standard output is the event prot
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import BinaryIO, TextIO
 
-WIDTH = 11  # the longest program name, `deployments`, and a space
+WIDTH = 12  # the longest program name, `deployments`, and a space
 # A partial line longer than this is printed as it is rather than held.
 MAX_PARTIAL = 16_384
 # PROCESS_STATE events worth a line, and how to say them.
@@ -77,8 +78,12 @@ class Namer:
         return text
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO, out: TextIO) -> None:
-    """The listener protocol: READY, read one header and payload, RESULT, until EOF."""
+def serve(stdin: TextIO, stdout: BinaryIO, out: TextIO) -> None:
+    """The listener protocol: READY, read one header and payload, RESULT, until EOF.
+
+    supervisord 4.3 gives the payload's length in characters, not bytes, so the payload is
+    read from a text stream.
+    """
     namer = Namer(out)
     while True:
         stdout.write(b"READY\n")
@@ -86,17 +91,19 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, out: TextIO) -> None:
         header = stdin.readline()
         if not header:
             return
-        fields = parse_tokens(header.decode())
-        payload = stdin.read(int(fields.get("len", "0"))).decode("utf-8", "replace")
+        fields = parse_tokens(header)
+        payload = stdin.read(int(fields.get("len", "0")))
         try:
             namer.handle(fields.get("eventname", ""), payload)
-        finally:
-            stdout.write(b"RESULT 2\nOK")
-            stdout.flush()
+        except Exception as error:  # a line lost is better than a listener restarting
+            out.write(f"{'names':<{WIDTH}}| could not print an event: {error!r}\n")
+        stdout.write(b"RESULT 2\nOK")
+        stdout.flush()
 
 
 def main() -> int:
-    serve(sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    serve(stdin, sys.stdout.buffer, sys.stderr)
     return 0
 
 

@@ -37,7 +37,7 @@ DEMO_LOGINS = (
 
 
 def say(line: str) -> None:
-    print(f"{'up':<11}| {line}", flush=True)
+    print(f"{'up':<12}| {line}", flush=True)
 
 
 def take_lock(state: Path):
@@ -99,7 +99,8 @@ def answers(url: str, status_ok: bool) -> bool:
         return False
 
 
-def wait_until_ready(settings: Settings, supervisor: subprocess.Popen, timeout: float) -> None:
+def wait_until_ready(settings: Settings, state: Path, supervisor: subprocess.Popen,
+                     timeout: float) -> None:
     """Called in a thread by main: poll every part, then print the front door (or what lags)."""
     waiting = parts(settings)
     deadline = time.monotonic() + timeout
@@ -113,11 +114,11 @@ def wait_until_ready(settings: Settings, supervisor: subprocess.Popen, timeout: 
         say(f"still not answering after {timeout:g} s: {', '.join(waiting)} (still trying; "
             "see the lines above)")
         return
-    for line in front_door(settings):
+    for line in front_door(settings, state):
         say(line)
 
 
-def front_door(settings: Settings) -> list[str]:
+def front_door(settings: Settings, state: Path) -> list[str]:
     api, console = settings.API_PORT, settings.CONSOLE_PORT
     return [
         "every part answers.",
@@ -127,6 +128,7 @@ def front_door(settings: Settings) -> list[str]:
         f"metrics      http://localhost:{api}/metrics and, per consumer, "
         "http://localhost:9101-9104/metrics (relay, assignment, inbound, ack)",
         *(f"demo login   {line}" for line in DEMO_LOGINS),
+        f"supervisord's own log: {state}/supervisord.log",
         "Ctrl-C stops everything (the flow runner before the Prefect server).",
     ]
 
@@ -158,7 +160,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    threading.Thread(target=wait_until_ready, args=(settings, supervisor, args.ready_timeout),
+    threading.Thread(target=wait_until_ready, args=(settings, state, supervisor, args.ready_timeout),
                      daemon=True).start()
     code = supervisor.wait()
     lock.close()
