@@ -151,29 +151,35 @@ def main(argv: list[str]) -> int:
     from prefect import serve
     from prefect.settings import get_current_settings
 
-    health = f"{str(get_current_settings().api.url).rstrip('/')}/health"
-    if not wait_for_server(health, START_WAIT_SECONDS):
-        print(f"deployments.serve: the Prefect server at {health} did not answer within "
-              f"{START_WAIT_SECONDS:g} s", file=sys.stderr)
-        return 3
-    heartbeat.start(settings, "deployments")
-    threading.Thread(target=watch_server, args=(health,), name="prefect-watch",
-                     daemon=True).start()
+    api = get_current_settings().api.url
+    # Without PREFECT_API_URL Prefect runs a temporary server: nothing to watch or beat for.
+    if api is not None:
+        health = f"{str(api).rstrip('/')}/health"
+        if not wait_for_server(health, START_WAIT_SECONDS):
+            print(f"deployments.serve: the Prefect server at {health} did not answer "
+                  f"within {START_WAIT_SECONDS:g} s", file=sys.stderr)
+            return 3
+        heartbeat.start(settings, "deployments")
+        threading.Thread(target=watch_server, args=(health,), name="prefect-watch",
+                         daemon=True).start()
     serve(*deployments, limit=max(1, args.limit))
     return 0
 
 
-def server_answers(health: str) -> bool:
+def server_state(health: str) -> str:
+    """`ok`, `refused` (nothing listens: the server is gone or restarting) or `failed`."""
     try:
-        return httpx.get(health, timeout=WATCH_SECONDS).status_code == 200
+        return "ok" if httpx.get(health, timeout=WATCH_SECONDS).status_code == 200 else "failed"
+    except httpx.ConnectError:
+        return "refused"
     except httpx.HTTPError:
-        return False
+        return "failed"
 
 
 def wait_for_server(health: str, timeout: float) -> bool:
     """Called by main before serving: poll the server's health until it answers."""
     deadline = time.monotonic() + timeout
-    while not server_answers(health):
+    while server_state(health) != "ok":
         if time.monotonic() > deadline:
             return False
         time.sleep(1)
@@ -181,18 +187,20 @@ def wait_for_server(health: str, timeout: float) -> bool:
 
 
 def watch_server(health: str) -> None:
-    """Runs in a thread while `serve` runs: beat while the server answers; leave when it
-    has not for WATCH_FAILURES checks in a row (os._exit: `serve` would hang)."""
+    """Runs in a thread while `serve` runs: beat while the server answers. Leave when nothing
+    listens any more (the server restarts: this runner must too), or after WATCH_FAILURES
+    failed checks in a row; os._exit, since `serve` would hang."""
     failures = 0
     while failures < WATCH_FAILURES:
         time.sleep(WATCH_SECONDS)
-        if server_answers(health):
+        state = server_state(health)
+        if state == "ok":
             failures = 0
             heartbeat.tick()
         else:
-            failures += 1
-    print(f"deployments.serve: the Prefect server at {health} stopped answering; exiting "
-          "for the supervisor to restart the runner", file=sys.stderr, flush=True)
+            failures = WATCH_FAILURES if state == "refused" else failures + 1
+    print(f"deployments.serve: the Prefect server at {health} is gone; exiting for the "
+          "supervisor to restart the runner", file=sys.stderr, flush=True)
     os._exit(3)
 
 
