@@ -163,6 +163,7 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=wait_until_ready, args=(settings, state, supervisor, args.ready_timeout),
                      daemon=True).start()
     code = supervisor.wait()
+    say(f"everything stopped (supervisord exited with {code})")
     lock.close()
     return code
 

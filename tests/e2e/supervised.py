@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from tests import servers
 from tests.processes import ROOT, eventually, free_port
 
 CONFIG = ROOT / "deployments" / "supervisord.conf"
+CONSUMERS = ("relay", "assignment", "inbound", "ack")  # the group `consumers`
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Stack:
         return result.stdout
 
     def pid(self, program: str) -> int:
+        if program in CONSUMERS:
+            program = f"consumers:{program}"
         text = self.ctl("pid", program).strip()
         return int(text) if text.isdigit() else 0
 
@@ -97,6 +101,7 @@ def supervised(settings: Settings, tmp_path: Path, **overrides):
         raise
     finally:
         stop(stack)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def stop(stack: Stack) -> None:

@@ -43,7 +43,7 @@ def test_make_up_supervises_every_process(settings, tmp_path):
         assert all(before.values()), before
         httpx.post(f"{stack.api}/auth/login", timeout=10,
                    json={"username": "john.smith", "password": "pass123"})
-        stack.ctl("signal", "TERM", "ack")  # it exits cleanly: still restarted
+        stack.ctl("signal", "TERM", "consumers:ack")  # it exits cleanly: still restarted
         eventually(lambda: stack.pid("ack") not in (0, before["ack"]), timeout=30,
                    message="ack restarted")
         eventually(lambda: stack.health().get("processes", {}).get("ack", {})
@@ -63,7 +63,8 @@ def test_make_up_supervises_every_process(settings, tmp_path):
         # Ctrl-C: everything stops, the flow runner before the Prefect server.
         stack.launcher.send_signal(signal.SIGINT)
         assert stack.launcher.wait(90) == 0
-        out = stack.output()
-        assert out.index("deployments | -- stopped") < out.index("prefect      | -- stopped")
+        assert "everything stopped" in stack.output()
+        own = (stack.state / "supervisord.log").read_text()
+        assert own.index("stopped: deployments") < own.index("stopped: prefect")
         time.sleep(0.5)
         assert not any(stack.pid(name) for name in PROGRAMS)
