@@ -115,7 +115,7 @@ def stop(stack: Stack) -> None:
             stack.launcher.wait()
 
 
-def wait_ready(stack: Stack, timeout: float = 180) -> float:
+def wait_ready(stack: Stack, timeout: float = 400) -> float:
     """Until the launcher says every part answers; returns the seconds it took."""
     start = time.monotonic()
     eventually(lambda: "every part answers" in stack.output() or stack.launcher.poll(),
