@@ -16,6 +16,7 @@ from common.api.schemas import (
     DecisionRequest,
     EventRegion,
     Health,
+    HealthDown,
     LoginRequest,
     LoginResponse,
     RegionOverview,
@@ -33,7 +34,8 @@ AssignmentId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
 
 
 @router.get("/health", response_model=Health, tags=["health"],
-            responses={503: {"description": "a server does not answer; the body names it"}})
+            responses={503: {"model": HealthDown,
+                             "description": "a server does not answer; the body names it"}})
 async def health(request: Request):
     """200 `ok` when every server answers and every long-running process beats; 200
     `degraded` when a process is stale or missing; 503 `down` naming a server that does not

@@ -102,6 +102,10 @@ class Health(BaseModel):
     processes: dict[str, ProcessHealth]
 
 
+class HealthDown(Health):
+    detail: str = Field(description="the servers that do not answer, by name")
+
+
 EventRegion = Literal["NA", "EU", "APAC", "LATAM"]
 
 
