@@ -38,10 +38,13 @@ RECONCILE_SECONDS = 300
 # At most this many flow runs at once. Each is a ~90 MB subprocess; an unbounded runner
 # piled up ninety of them on a 2-core machine (FIELD-NOTES.md).
 RUN_LIMIT = 4
-# The Prefect server is asked for its health this often; this many failures in a row end
-# the runner, and at start it waits this long for the server before giving up.
+# The Prefect server is asked for its health this often, each answer awaited this long;
+# this many failures in a row end the runner (a refused connection at once: nothing
+# listens), and at start it waits START_WAIT_SECONDS for the server before giving up.
+# Generous: on a crowded machine a healthy server can take seconds to answer.
 WATCH_SECONDS = 2.0
-WATCH_FAILURES = 3
+WATCH_TIMEOUT = 5.0
+WATCH_FAILURES = 4
 START_WAIT_SECONDS = 120.0
 
 
@@ -169,7 +172,7 @@ def main(argv: list[str]) -> int:
 def server_state(health: str) -> str:
     """`ok`, `refused` (nothing listens: the server is gone or restarting) or `failed`."""
     try:
-        return "ok" if httpx.get(health, timeout=WATCH_SECONDS).status_code == 200 else "failed"
+        return "ok" if httpx.get(health, timeout=WATCH_TIMEOUT).status_code == 200 else "failed"
     except httpx.ConnectError:
         return "refused"
     except httpx.HTTPError:

@@ -13,7 +13,8 @@ import pytest
 from tests.e2e.supervised import launch, supervised, wait_ready
 from tests.processes import eventually
 
-pytestmark = pytest.mark.slow
+# A stack takes ~20 s to start on a quiet machine, minutes on a crowded one.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 PROGRAMS = ("prefect", "deployments", "relay", "assignment", "inbound", "ack", "api",
             "console")
