@@ -100,22 +100,22 @@ def answers(url: str, status_ok: bool) -> bool:
 
 
 def wait_until_ready(settings: Settings, state: Path, supervisor: subprocess.Popen,
-                     timeout: float) -> None:
-    """Called in a thread by main: poll every part, then print the front door (or what lags)."""
+                     patience: float) -> None:
+    """Called in a thread by main: poll every part until all answer, then print the front
+    door. After `patience` seconds, say which parts lag, and keep waiting."""
     waiting = parts(settings)
-    deadline = time.monotonic() + timeout
-    while waiting and supervisor.poll() is None and time.monotonic() < deadline:
+    warn_at = time.monotonic() + patience
+    while waiting and supervisor.poll() is None:
         waiting = {name: part for name, part in waiting.items() if not answers(*part)}
+        if waiting and time.monotonic() > warn_at:
+            say(f"not answering yet after {patience:g} s: {', '.join(waiting)} "
+                "(still waiting; see the lines above)")
+            warn_at = float("inf")
         if waiting:
             time.sleep(POLL_SECONDS)
-    if supervisor.poll() is not None:
-        return
-    if waiting:
-        say(f"still not answering after {timeout:g} s: {', '.join(waiting)} (still trying; "
-            "see the lines above)")
-        return
-    for line in front_door(settings, state):
-        say(line)
+    if supervisor.poll() is None:
+        for line in front_door(settings, state):
+            say(line)
 
 
 def front_door(settings: Settings, state: Path) -> list[str]:
@@ -138,7 +138,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--state", type=Path, default=ROOT / "var",
                         help="lock, supervisord socket and Prefect's home (default ./var)")
     parser.add_argument("--ready-timeout", type=float, default=300,
-                        help="seconds to wait for every part before saying which lag")
+                        help="seconds before saying which parts do not answer yet")
     return parser.parse_args(argv)
 
 
@@ -160,8 +160,8 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    threading.Thread(target=wait_until_ready, args=(settings, state, supervisor, args.ready_timeout),
-                     daemon=True).start()
+    threading.Thread(target=wait_until_ready, daemon=True,
+                     args=(settings, state, supervisor, args.ready_timeout)).start()
     code = supervisor.wait()
     say(f"everything stopped (supervisord exited with {code})")
     lock.close()
