@@ -21,20 +21,12 @@ servers: install
 db: servers
 	$(PY) -m common.adapters.migrations
 
-# The whole system in the foreground until Ctrl-C: the Procfile under honcho. The Prefect
-# server keeps its SQLite database in ./var/prefect and sends no telemetry. honcho does not
-# read .env itself (its parser mangles values with spaces, such as crons): each process
-# reads .env through common/settings.py.
+# The whole system in the foreground until Ctrl-C, under supervisord
+# (deployments/supervisord.conf, started by deployments/up.py): a process that exits is
+# restarted, every line names its process, a second `make up` says one is running. The
+# Prefect server keeps its SQLite database in ./var/prefect and sends no telemetry.
 up: db
-	@mkdir -p var/prefect
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
-	PREFECT_HOME="$(CURDIR)/var/prefect" \
-	PREFECT_API_URL=http://127.0.0.1:4200/api \
-	PREFECT_SERVER_ANALYTICS_ENABLED=false \
-	DO_NOT_TRACK=1 \
-	PREFECT_RUNNER_POLL_FREQUENCY=2 \
-	PYTHONUNBUFFERED=1 \
-	$(VENV)/bin/honcho start --env /dev/null
+	@$(PY) -m deployments.up
 
 test: install
 	$(PY) -m pytest

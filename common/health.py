@@ -1,17 +1,31 @@
-"""Do PostgreSQL, Redis and RabbitMQ answer? Used by `make up`, the API's /health and CI.
+"""Do PostgreSQL, Redis and RabbitMQ answer? `make servers` and CI, and the API's /health.
 
-`python -m common.health` exits 1 with one line per server that does not answer.
+`python -m common.health` exits 1 with one line per server that does not answer; it checks
+the `postgres` database, since it runs before the service databases exist. The API's
+/health uses `ServiceHealth` instead: its own pools and clients, the two service databases,
+and the heartbeats of the long-running processes (DESIGN.md, Operations).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
+from contextlib import suppress
 
 import pika
 import psycopg
 import redis
+from psycopg_pool import ConnectionPool
 
+from common import heartbeat
+from common.adapters import broker
 from common.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# One check waits at most this long for a server (seconds).
+CHECK_TIMEOUT = 3.0
 
 
 def check_postgres(settings: Settings) -> str | None:
@@ -55,6 +69,95 @@ def check_all(settings: Settings) -> dict[str, str | None]:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else repr(error)
+
+
+class BrokerProbe:
+    """One RabbitMQ connection kept open for /health, instead of a new one per call.
+
+    pika is not thread-safe, so checks take turns. A connection that died with a broker
+    restart is replaced once before the broker counts as down.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._conn: pika.BlockingConnection | None = None
+
+    def check(self) -> str | None:
+        with self._lock:
+            for _ in range(2):
+                try:
+                    if self._conn is None or not self._conn.is_open:
+                        params = broker.connection_parameters(self.settings, "api-health")
+                        params.socket_timeout = CHECK_TIMEOUT
+                        params.stack_timeout = CHECK_TIMEOUT
+                        self._conn = pika.BlockingConnection(params)
+                    self._conn.process_data_events(time_limit=0)
+                    return None
+                except Exception as error:  # pika raises many unrelated types
+                    why = _first_line(error) or type(error).__name__
+                    self.close()
+            return why
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with suppress(Exception):
+                self._conn.close()
+        self._conn = None
+
+
+class ServiceHealth:
+    """The API's /health: built once in its lifespan from the API's own pool and client."""
+
+    def __init__(self, settings: Settings, assignment: ConnectionPool, client: redis.Redis):
+        self.settings = settings
+        self.assignment = assignment
+        self.relay = ConnectionPool(settings.relay_dsn, min_size=0, max_size=2, open=True,
+                                    name="health-relay")
+        self.client = client
+        self.rabbitmq = BrokerProbe(settings)
+
+    def close(self) -> None:
+        self.rabbitmq.close()
+        self.relay.close()
+
+    def report(self) -> tuple[int, dict]:
+        """(HTTP status, body of DESIGN.md). Raw errors go to the log, never the body."""
+        checks = {
+            "PostgreSQL relay_service": lambda: _check_pool(self.relay),
+            "PostgreSQL assignment_service": lambda: _check_pool(self.assignment),
+            "Redis": lambda: check_redis(self.settings, self.client),
+            "RabbitMQ": self.rabbitmq.check,
+        }
+        servers = {}
+        for name, check in checks.items():
+            why = check()
+            if why:
+                log.warning("health: %s is not answering: %s", name, why)
+            servers[name] = "down" if why else "ok"
+        processes = {}
+        if servers["Redis"] == "ok":
+            try:
+                processes = heartbeat.read_processes(self.client, self.settings)
+            except redis.RedisError as error:
+                log.warning("health: heartbeats unreadable: %s", _first_line(error))
+                servers["Redis"] = "down"
+        down = [name for name, state in servers.items() if state != "ok"]
+        body = {"status": "ok", "servers": servers, "processes": processes}
+        if down:
+            return 503, {**body, "status": "down", "detail": "not answering: " + ", ".join(down)}
+        if any(p["status"] != "ok" for p in processes.values()):
+            body["status"] = "degraded"
+        return 200, body
+
+
+def _check_pool(pool: ConnectionPool) -> str | None:
+    try:
+        with pool.connection(timeout=CHECK_TIMEOUT) as conn:
+            conn.execute("SELECT 1")
+    except Exception as error:  # psycopg.Error or the pool's PoolTimeout
+        return _first_line(error) or type(error).__name__
+    return None
 
 
 def main() -> None:

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     LOGIN_MAX_FAILURES: int = Field(5, ge=1)
     LOGIN_LOCKOUT_SECONDS: int = Field(60, ge=1)
 
+    # Supervision: every long-running process beats this often; stale after three misses.
+    HEARTBEAT_SECONDS: float = Field(5.0, ge=0.5, le=300)
+    # Where a process writes the file whose age `python -m consumers healthcheck` reads.
+    HEARTBEAT_DIR: str = Field("/tmp/event-assignment-heartbeats", min_length=1)
+    # The port `make up` runs the Prefect server (UI and API) on.
+    PREFECT_PORT: int = Field(4200, ge=1, le=65535)
+
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(*CRON_FIELDS)

@@ -1,4 +1,8 @@
-"""`python -m consumers NAME`: run one long-running process (any number of copies at once)."""
+"""`python -m consumers NAME`: run one long-running process (any number of copies at once).
+
+`python -m consumers healthcheck NAME` exits 0 when a process NAME of this namespace on this
+machine has beaten recently (common/heartbeat.py), else 1: the compose health check.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import importlib
 import logging
 import sys
 
+from common import heartbeat
 from common.settings import load_settings
 
 # NAME -> module under consumers/ whose `run(settings)` runs until stopped.
@@ -18,7 +23,21 @@ PROCESSES = {
 }
 
 
+def healthcheck(argv: list[str]) -> int:
+    """`python -m consumers healthcheck NAME`: 0 when NAME's own beat is fresh."""
+    if len(argv) != 1 or argv[0] not in heartbeat.PROCESSES:
+        print(f"usage: python -m consumers healthcheck {{{'|'.join(heartbeat.PROCESSES)}}}",
+              file=sys.stderr)
+        return 2
+    if heartbeat.fresh_locally(load_settings(), argv[0]):
+        return 0
+    print(f"{argv[0]}: no fresh heartbeat", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["healthcheck"]:
+        return healthcheck(argv[1:])
     if len(argv) != 1 or argv[0] not in PROCESSES:
         print(f"usage: python -m consumers {{{'|'.join(PROCESSES)}}}", file=sys.stderr)
         return 2
@@ -30,8 +49,12 @@ def main(argv: list[str]) -> int:
     # pika narrates every connection step at INFO; its warnings and errors still show.
     logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
     module = importlib.import_module(PROCESSES[argv[0]])
-    with contextlib.suppress(KeyboardInterrupt):
-        module.run(settings)
+    beating = heartbeat.start(settings, argv[0])
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            module.run(settings)
+    finally:
+        beating.stop()
     return 0
 
 

@@ -22,6 +22,7 @@ from contextlib import suppress
 import psycopg
 from pika.exceptions import AMQPError
 
+from common import heartbeat
 from common.adapters.broker import ConfirmingPublisher, PublishError
 from common.resources import relay_connection
 from common.services.relay import backoff, relay_batch, relay_pending_parallel
@@ -101,6 +102,7 @@ class Relay:
         """
         deadline = time.monotonic() + self.settings.RELAY_IDLE_POLL_SECONDS
         while not self.stopping.is_set():
+            heartbeat.tick()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

@@ -27,6 +27,7 @@ import psycopg
 import redis
 from pika.exceptions import AMQPError
 
+from common import heartbeat
 from common.adapters import broker
 from common.messages import BadMessage, parse
 from common.settings import Settings
@@ -154,6 +155,7 @@ class BatchConsumer:
             channel.basic_consume(self.queue, self._on_message)
             log.info("%s consuming %s", self.name, self.queue)
             while not self.stopping:
+                heartbeat.tick()
                 busy = self.buffer or self._inflight is not None
                 before = len(self.buffer)
                 connection.process_data_events(time_limit=0.005 if busy else 0.25)

@@ -5,6 +5,11 @@ their flow runs as bounded subprocesses. `make up` and the compose file start it
 Prefect server answers (PREFECT_API_URL). Each deployment is named after its flow, so
 `prefect deployment run generate-events/generate-events --param count=100` works.
 
+It waits for the Prefect server at start, then watches it: while the server answers, the
+runner beats its heartbeat (`deployments`); when it stops answering for a few checks in a row
+the runner exits 3, since a `serve` whose server is gone hangs (FIELD-NOTES.md), and its
+supervisor starts it again, to wait for the server's return.
+
 A cron that does not parse stops start-up with one line naming its variable (the settings
 refuse it). A flow module that is missing stops start-up naming the module: nothing is left
 out silently.
@@ -14,11 +19,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from common import heartbeat
 from common.settings import Settings, load_settings
 
 # reconcile-counters has no variable of its own in DESIGN.md; consumers also reconcile at
@@ -27,6 +38,14 @@ RECONCILE_SECONDS = 300
 # At most this many flow runs at once. Each is a ~90 MB subprocess; an unbounded runner
 # piled up ninety of them on a 2-core machine (FIELD-NOTES.md).
 RUN_LIMIT = 4
+# The Prefect server is asked for its health this often, each answer awaited this long;
+# this many failures in a row end the runner (a refused connection at once: nothing
+# listens), and at start it waits START_WAIT_SECONDS for the server before giving up.
+# Generous: on a crowded machine a healthy server can take seconds to answer.
+WATCH_SECONDS = 2.0
+WATCH_TIMEOUT = 5.0
+WATCH_FAILURES = 4
+START_WAIT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -133,9 +152,59 @@ def main(argv: list[str]) -> int:
         print(f"deployments.serve: {error}", file=sys.stderr)
         return 1
     from prefect import serve
+    from prefect.settings import get_current_settings
 
+    api = get_current_settings().api.url
+    # Without PREFECT_API_URL Prefect runs a temporary server: nothing to watch or beat for.
+    if api is not None:
+        health = f"{str(api).rstrip('/')}/health"
+        if not wait_for_server(health, START_WAIT_SECONDS):
+            print(f"deployments.serve: the Prefect server at {health} did not answer "
+                  f"within {START_WAIT_SECONDS:g} s", file=sys.stderr)
+            return 3
+        heartbeat.start(settings, "deployments")
+        threading.Thread(target=watch_server, args=(health,), name="prefect-watch",
+                         daemon=True).start()
     serve(*deployments, limit=max(1, args.limit))
     return 0
+
+
+def server_state(health: str) -> str:
+    """`ok`, `refused` (nothing listens: the server is gone or restarting) or `failed`."""
+    try:
+        return "ok" if httpx.get(health, timeout=WATCH_TIMEOUT).status_code == 200 else "failed"
+    except httpx.ConnectError:
+        return "refused"
+    except httpx.HTTPError:
+        return "failed"
+
+
+def wait_for_server(health: str, timeout: float) -> bool:
+    """Called by main before serving: poll the server's health until it answers."""
+    deadline = time.monotonic() + timeout
+    while server_state(health) != "ok":
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
+def watch_server(health: str) -> None:
+    """Runs in a thread while `serve` runs: beat while the server answers. Leave when nothing
+    listens any more (the server restarts: this runner must too), or after WATCH_FAILURES
+    failed checks in a row; os._exit, since `serve` would hang."""
+    failures = 0
+    while failures < WATCH_FAILURES:
+        time.sleep(WATCH_SECONDS)
+        state = server_state(health)
+        if state == "ok":
+            failures = 0
+            heartbeat.tick()
+        else:
+            failures = WATCH_FAILURES if state == "refused" else failures + 1
+    print(f"deployments.serve: the Prefect server at {health} is gone; exiting for the "
+          "supervisor to restart the runner", file=sys.stderr, flush=True)
+    os._exit(3)
 
 
 if __name__ == "__main__":

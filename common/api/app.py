@@ -16,6 +16,7 @@ from common.api import errors
 from common.api.deps import Resources
 from common.api.fastpath import FastPath
 from common.api.routes import router
+from common.health import ServiceHealth
 from common.resources import assignment_pool, redis_client
 from common.settings import Settings, load_settings
 
@@ -28,10 +29,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.resources = _open(settings)
+        app.state.health = ServiceHealth(settings, app.state.resources.pool,
+                                         app.state.resources.presence.client)
         log.info("API ready (namespace %r)", settings.NAMESPACE)
         try:
             yield
         finally:
+            app.state.health.close()
             _close(app.state.resources)
 
     app = FastAPI(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -16,6 +16,7 @@ from common.api.schemas import (
     DecisionRequest,
     EventRegion,
     Health,
+    HealthDown,
     LoginRequest,
     LoginResponse,
     RegionOverview,
@@ -23,7 +24,6 @@ from common.api.schemas import (
     UserState,
 )
 from common.domain import decisions as rules
-from common.health import check_all
 from common.services import decisions, overview, sessions
 from common.services.errors import Forbidden
 
@@ -31,21 +31,17 @@ router = APIRouter()
 
 UserId = Annotated[int, Path(ge=1, le=MAX_INT)]
 AssignmentId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
-SERVER_NAMES = {"postgres": "PostgreSQL", "redis": "Redis", "rabbitmq": "RabbitMQ"}
 
 
 @router.get("/health", response_model=Health, tags=["health"],
-            responses={503: {"description": "a server does not answer; detail names it"}})
-async def health(res: Res):
-    """200 when PostgreSQL, Redis and RabbitMQ answer, else 503 naming the one that does not."""
-    results = await run_in_threadpool(check_all, res.settings)
-    servers = {SERVER_NAMES[k]: why or "ok" for k, why in results.items()}
-    down = [f"{SERVER_NAMES[k]}: {why}" for k, why in results.items() if why]
-    if down:
-        return JSONResponse(
-            {"detail": "not answering: " + "; ".join(down), "status": "unavailable",
-             "servers": servers}, status_code=503)
-    return {"status": "ok", "servers": servers}
+            responses={503: {"model": HealthDown,
+                             "description": "a server does not answer; the body names it"}})
+async def health(request: Request):
+    """200 `ok` when every server answers and every long-running process beats; 200
+    `degraded` when a process is stale or missing; 503 `down` naming a server that does not
+    answer (DESIGN.md, Operations)."""
+    code, body = await run_in_threadpool(request.app.state.health.report)
+    return JSONResponse(body, status_code=code) if code != 200 else body
 
 
 @router.post("/auth/login", response_model=LoginResponse, tags=["auth"])

@@ -90,9 +90,20 @@ class Assignment(BaseModel):
     event_created_at: datetime
 
 
+class ProcessHealth(BaseModel):
+    status: Literal["ok", "stale", "missing"]
+    instances: int = Field(description="copies beating in time")
+    last_seen: str | None = Field(description="ISO time of the newest beat")
+
+
 class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
-    servers: dict[str, str]
+    status: Literal["ok", "degraded", "down"]
+    servers: dict[str, Literal["ok", "down"]]
+    processes: dict[str, ProcessHealth]
+
+
+class HealthDown(Health):
+    detail: str = Field(description="the servers that do not answer, by name")
 
 
 EventRegion = Literal["NA", "EU", "APAC", "LATAM"]

@@ -67,7 +67,9 @@ def closed_port() -> int:
 def test_health_answers_200_when_all_three_servers_answer(client):
     answer = client.get("/health")
     assert answer.status_code == 200
-    assert answer.json()["servers"] == {"PostgreSQL": "ok", "Redis": "ok", "RabbitMQ": "ok"}
+    assert answer.json()["servers"] == {
+        "PostgreSQL relay_service": "ok", "PostgreSQL assignment_service": "ok",
+        "Redis": "ok", "RabbitMQ": "ok"}
 
 
 def test_health_answers_503_naming_redis_when_redis_does_not_answer(settings):

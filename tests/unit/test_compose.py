@@ -1,4 +1,5 @@
-"""docker-compose.yml and the Procfile describe the same processes, and compose is valid.
+"""docker-compose.yml and `make up`'s supervisord.conf run the same processes; compose is
+valid, every long-running service restarts and has a health check.
 
 There is no Docker engine on this machine: the compose file is checked against the compose
 specification's schema (check-jsonschema), and its services against what `make up` runs.
@@ -6,6 +7,7 @@ specification's schema (check-jsonschema), and its services against what `make u
 
 from __future__ import annotations
 
+import configparser
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +24,11 @@ def compose() -> dict:
 
 
 def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    entries = (line.split(":", 1) for line in lines if line and not line.startswith("#"))
-    return {name.strip(): command.strip() for name, command in entries}
+    """Each program of deployments/supervisord.conf → its command."""
+    config = configparser.RawConfigParser()
+    config.read(ROOT / "deployments" / "supervisord.conf")
+    return {section.split(":", 1)[1]: config.get(section, "command")
+            for section in config.sections() if section.startswith("program:")}
 
 
 def test_compose_file_follows_the_compose_specification():
@@ -42,7 +46,7 @@ def test_every_long_running_process_runs_in_compose_and_under_make_up():
     processes = procfile()
     for name in PROCESSES:
         assert services[name]["command"] == ["python", "-m", "consumers", name]
-        assert processes[name] == f"exec python -m consumers {name}"
+        assert processes[name] == f"python -m consumers {name}"
     for name in ("api", "console", "deployments"):
         assert name in services and name in processes
     assert "deployments.serve" in services["deployments"]["command"]
@@ -55,7 +59,25 @@ def test_servers_and_ports_are_those_of_design():
     assert services["redis"]["image"] == "redis:7"
     assert services["rabbitmq"]["image"] == "rabbitmq:3-management"
     published = {port for s in services.values() for port in s.get("ports", [])}
-    assert {"3000:3000", "3001:3001", "4200:4200", "15672:15672"} <= published
+    assert {"3000:3000", "3001:3001", "127.0.0.1:4200:4200",
+            "127.0.0.1:15672:15672"} <= published
+
+
+def test_every_long_running_service_restarts_and_has_a_health_check():
+    services = compose()["services"]
+    for name in (*PROCESSES, "deployments", "api", "console", "prefect-server"):
+        assert services[name]["restart"] == "unless-stopped", name
+        assert services[name]["healthcheck"]["test"], name
+    for name in (*PROCESSES, "deployments"):
+        assert services[name]["healthcheck"]["test"][-2:] == ["healthcheck", name]
+
+
+def test_credentials_come_from_the_environment_not_guest():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "guest" not in text
+    broker = compose()["services"]["rabbitmq"]["environment"]
+    assert broker["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD:?")
+    assert compose()["x-settings"]["RABBITMQ_PASSWORD"].startswith("${RABBITMQ_PASSWORD:?")
 
 
 def test_event_generator_takes_the_count_as_its_argument():
