@@ -51,7 +51,7 @@ bench: db
 
 # 10 minutes at 500 events/s with operators deciding; memory of every process, sampled.
 soak: db
-	$(PY) -m bench.soak $(if $(SECONDS_),--seconds $(SECONDS_))
+	$(PY) -m bench.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
 
 bench-cluster: db
 	$(PY) -m bench.cluster
