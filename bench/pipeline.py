@@ -86,7 +86,7 @@ def latency_run(relay_conn, conn, presence: Presence, rate: int, seconds: float)
 
 def relay_drain(quick: bool) -> dict:
     """Events/s of 2 relay workers draining a backlog to events.outbound, per run."""
-    events, runs = (10_000, 1) if quick else (100_000, 3)
+    events, runs = (10_000, 1) if quick else (50_000, 3)
     rates = []
     with fresh("drain") as settings:
         for _ in range(runs):
@@ -114,7 +114,7 @@ def relay_drain(quick: bool) -> dict:
 
 def measure(quick: bool) -> dict:
     """Throughput by consumers, latency by load, and each process's memory at the end."""
-    backlog, runs, seconds = (2_000, 1, 2.0) if quick else (15_000, 3, 6.0)
+    backlog, runs, seconds = (2_000, 1, 2.0) if quick else (15_000, 3, 5.0)
     out: dict = {"by_consumers": {}, "latency_by_load": {}, "rss_mb": {}}
     with fresh("pipeline") as settings, \
             resources.relay_connection(settings, autocommit=True) as relay_conn, \
