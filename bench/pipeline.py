@@ -12,6 +12,7 @@ Called by bench.__main__.
 from __future__ import annotations
 
 import random
+import sys
 import time
 
 from bench.stack import add_operators, consumers, fresh, rss_of, spread
@@ -128,6 +129,7 @@ def measure(quick: bool) -> dict:
                     rates = [throughput(relay_conn, conn, presence, backlog)
                              for _ in range(runs)]
                     out["by_consumers"][str(count)] = spread(rates)
+                    print(f"  {count} assignment consumer(s): {rates}", file=sys.stderr)
                     if count == 1:
                         for rate in LOADS:
                             figures = [latency_run(relay_conn, conn, presence, rate, seconds)

@@ -90,7 +90,7 @@ def consumers(settings: Settings, name: str, copies: int = 1):
         queue = {"assignment": broker.OUTBOUND, "inbound": broker.INBOUND,
                  "ack": broker.ACK}.get(name)
         if queue is not None:
-            eventually(lambda: consumer_count(settings, queue) >= copies, timeout=60,
+            eventually(lambda: consumer_count(settings, queue) >= copies, timeout=300,
                        interval=0.2, message=f"{copies} {name} consumer(s) registered")
         yield procs
 
