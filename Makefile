@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 N ?= 10
 
-.PHONY: install servers db up test generate bench lint
+.PHONY: install servers db up test generate bench soak bench-cluster lint
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -34,13 +34,19 @@ test: install
 generate: db
 	$(PY) -m common.services.generator $(N)
 
-# Every benchmark of bench/ (the modules named bench_*.py), in name order; each prints its
-# own numbers against its own namespace and databases.
+# The benchmark (bench/__main__.py): a Markdown table, .bench/results.json and PNG charts in
+# .bench/, with the machine's ceilings measured in the same run. QUICK=1: small sizes, one run
+# each (under 2 minutes). Soak and cluster are separate and write their own sections.
+QUICK ?=
 bench: db
-	@shopt -s nullglob; for script in bench/bench_*.py; do \
-	  module=bench.$$(basename $$script .py); echo "== $$module"; \
-	  $(PY) -m $$module || exit 1; \
-	done
+	$(PY) -m bench $(if $(QUICK),--quick)
+
+# 10 minutes at 500 events/s with operators deciding; memory of every process, sampled.
+soak: db
+	$(PY) -m bench.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
+
+bench-cluster: db
+	$(PY) -m bench.cluster
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -158,7 +158,7 @@ class BatchConsumer:
                 heartbeat.tick()
                 busy = self.buffer or self._inflight is not None
                 before = len(self.buffer)
-                connection.process_data_events(time_limit=0.005 if busy else 0.25)
+                connection.process_data_events(time_limit=0.001 if busy else 0.25)
                 quiet = len(self.buffer) == before
                 if self._inflight is not None and self._inflight[0].done():
                     self._finish(channel)

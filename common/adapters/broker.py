@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pika
+from pika.adapters.blocking_connection import _IoloopTimerContext
 from pika.exceptions import AMQPError
 
 from common.settings import Settings
@@ -113,8 +114,9 @@ class ConfirmingPublisher:
         ready = []
         self._channel.add_on_return_callback(self._on_return)
         self._channel.confirm_delivery(self._on_confirm, callback=ready.append)
-        while not ready:
-            self._connection.process_data_events(time_limit=0.05)
+        self._wait_until(lambda: bool(ready), timeout=30.0)
+        if not ready:
+            raise PublishError(f"confirm mode not acknowledged on {self.name} within 30s")
         self._next_tag = 1
 
     def ensure_open(self) -> None:
@@ -190,9 +192,7 @@ class ConfirmingPublisher:
                     "", routing_key, message.body, properties, mandatory=True
                 )
             self._coalesce_output()
-            deadline = time.monotonic() + timeout
-            while self._pending and time.monotonic() < deadline:
-                self._connection.process_data_events(time_limit=0.05)
+            self._wait_until(lambda: not self._pending, timeout)
         except (AMQPError, OSError) as error:
             self.close()
             raise PublishError(f"publish to {routing_key} failed: {error!r}") from error
@@ -201,6 +201,21 @@ class ConfirmingPublisher:
             raise PublishError(f"{len(self._pending)} confirms missing after {timeout}s")
         by_str = {str(m.key): m.key for m in messages}
         return {by_str[k] for k in self._acked if k in by_str}
+
+    def _wait_until(self, done, timeout: float) -> None:
+        """Process broker frames until `done()` or `timeout`; returns the moment it is done.
+
+        `process_data_events(time_limit=t)` returns early only for BlockingChannel
+        callbacks, not for the raw channel's confirms this class listens to, so each call
+        used to sit out its whole slice: a one-message publish cost 50 ms instead of
+        0.4 ms. pika's own wait loop takes `done` as a waiter and checks it after every
+        frame (reaches into pika 1.4.4, as `_coalesce_output` does).
+        """
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            remaining = min(deadline - time.monotonic(), 1.0)
+            with _IoloopTimerContext(max(remaining, 0.0), self._connection._impl) as timer:
+                self._connection._flush_output(timer.is_ready, done)
 
     def _coalesce_output(self) -> None:
         """Join the frames this batch buffered, so they leave in a few send() calls.

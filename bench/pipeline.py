@@ -1,0 +1,142 @@
+"""Insert -> assigned through the real relay and assignment consumers, and the relay's drain.
+
+- throughput: a backlog inserted at once, events/s until every one is assigned, with 1, 2
+  and 4 assignment consumers (`python -m consumers assignment`, copies);
+- latency at offered loads: events inserted at a steady rate in 50 ms steps; p50/p95/p99
+  of assignment `created_at` minus event `created_at`, both PostgreSQL clocks;
+- relay drain: 2 relay workers (the long-running relay's setting) draining a backlog.
+400 synthetic operators (100 per region) under the cap of 50, all with live sessions.
+Called by bench.__main__.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+from bench.stack import add_operators, consumers, fresh, rss_of, spread
+from common import resources
+from common.adapters import broker
+from common.adapters.presence import Presence
+from common.services.generator import generate_events
+from common.services.reconcile import reconcile_counters
+from common.services.relay import relay_pending_parallel
+from tests.processes import eventually
+
+OPERATORS_PER_REGION = 100
+LOADS = (100, 500, 2000)
+CONSUMERS = (1, 2, 4)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def assigned(conn) -> int:
+    return conn.execute("SELECT count(*) AS n FROM assignments").fetchone()["n"]
+
+
+def free_everyone(conn, presence: Presence) -> None:
+    """Between runs (setup, not measured): every live assignment decided at once, loads
+    back to zero, Redis counters rebuilt."""
+    conn.execute("UPDATE assignments SET status = 'approved', decided_at = now() "
+                 "WHERE status = 'pending' AND NOT deleted")
+    conn.execute("UPDATE operator_load SET live = 0")
+    reconcile_counters(conn, presence)
+
+
+def throughput(relay_conn, conn, presence: Presence, backlog: int) -> float:
+    """Insert a backlog at once; events/s until every one is assigned."""
+    free_everyone(conn, presence)
+    target = assigned(conn) + backlog
+    start = time.monotonic()
+    generate_events(relay_conn, backlog, report=_quiet)
+    eventually(lambda: assigned(conn) >= target, timeout=600, interval=0.01,
+               message=f"a backlog of {backlog} assigned")
+    return backlog / (time.monotonic() - start)
+
+
+def offered(relay_conn, rate: int, seconds: float) -> int:
+    """Insert `rate` events/s in 50 ms steps for `seconds`; returns how many."""
+    rng, sent = random.Random(), 0
+    per_step = max(1, rate // 20)
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        generate_events(relay_conn, per_step, rng=rng, report=_quiet)
+        sent += per_step
+        time.sleep(max(0.0, start + sent / rate - time.monotonic()))
+    return sent
+
+
+def latency_run(relay_conn, conn, presence: Presence, rate: int, seconds: float) -> dict:
+    """p50/p95/p99 insert -> assigned (ms) of the events of one run at `rate` events/s."""
+    free_everyone(conn, presence)
+    since = conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
+    target = assigned(conn) + offered(relay_conn, rate, seconds)
+    eventually(lambda: assigned(conn) >= target, timeout=600, interval=0.05,
+               message=f"every event offered at {rate}/s assigned")
+    return conn.execute(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50, "
+        "percentile_cont(0.95) WITHIN GROUP (ORDER BY d) AS p95, "
+        "percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99 FROM ("
+        " SELECT extract(epoch FROM a.created_at - e.created_at) * 1000 AS d"
+        " FROM assignments a JOIN events e USING (event_id) WHERE e.created_at >= %s) t",
+        [since]).fetchone()
+
+
+def relay_drain(quick: bool) -> dict:
+    """Events/s of 2 relay workers draining a backlog to events.outbound, per run."""
+    events, runs = (10_000, 1) if quick else (50_000, 3)
+    rates = []
+    with fresh("drain") as settings:
+        for _ in range(runs):
+            with resources.relay_connection(settings) as conn:
+                generate_events(conn, events, report=_quiet)
+            pairs = [(resources.relay_connection(settings),
+                      resources.publisher(settings, f"bench-relay-{i}")) for i in range(2)]
+            try:
+                for _, pub in pairs:
+                    pub.ensure_open()
+                start = time.perf_counter()
+                count = relay_pending_parallel(pairs, settings)
+                rates.append(count / (time.perf_counter() - start))
+            finally:
+                for conn, pub in pairs:
+                    pub.close()
+                    conn.close()
+            if count != events:
+                raise RuntimeError(f"relay drained {count} of {events}")
+            connection = broker.connect(settings, "bench-purge")
+            connection.channel().queue_purge(settings.name(broker.OUTBOUND))
+            connection.close()
+    return spread(rates)
+
+
+def measure(quick: bool) -> dict:
+    """Throughput by consumers, latency by load, and each process's memory at the end."""
+    backlog, runs, seconds = (2_000, 1, 2.0) if quick else (15_000, 3, 5.0)
+    out: dict = {"by_consumers": {}, "latency_by_load": {}, "rss_mb": {}}
+    with fresh("pipeline") as settings, \
+            resources.relay_connection(settings, autocommit=True) as relay_conn, \
+            resources.assignment_connection(settings, autocommit=True) as conn:
+        presence = Presence(resources.redis_client(settings), settings)
+        add_operators(conn, presence, OPERATORS_PER_REGION)
+        with consumers(settings, "relay") as relay:
+            for count in CONSUMERS:
+                with consumers(settings, "assignment", copies=count) as procs:
+                    throughput(relay_conn, conn, presence, 200)  # warm-up, not counted
+                    rates = [throughput(relay_conn, conn, presence, backlog)
+                             for _ in range(runs)]
+                    out["by_consumers"][str(count)] = spread(rates)
+                    print(f"  {count} assignment consumer(s): {rates}", file=sys.stderr)
+                    if count == 1:
+                        for rate in LOADS:
+                            figures = [latency_run(relay_conn, conn, presence, rate, seconds)
+                                       for _ in range(runs)]
+                            out["latency_by_load"][str(rate)] = {
+                                p: spread([f[p] for f in figures]) for p in ("p50", "p95", "p99")}
+                        out["rss_mb"].update(rss_of({"relay": relay, "assignment": procs}))
+    out["relay_drain_events_per_s"] = relay_drain(quick)
+    out["backlog"] = backlog
+    return out
