@@ -20,6 +20,7 @@ servers: install
 
 db: servers
 	$(PY) -m common.adapters.migrations
+	$(PY) -m consumers.dlq_policy
 
 # The whole system in the foreground until Ctrl-C: the Procfile under honcho. The Prefect
 # server keeps its SQLite database in ./var/prefect and sends no telemetry. honcho does not

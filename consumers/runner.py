@@ -28,6 +28,7 @@ from pika.exceptions import AMQPError
 from common.adapters import broker
 from common.messages import BadMessage, parse
 from common.settings import Settings
+from consumers import dlq
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,8 @@ class BatchConsumer:
         requeue = future.result()  # Stop or SystemExit from the worker end this process
         for delivery, reason, kind in bad.values():
             self._dead_letter(delivery, reason, kind)
+        if bad:
+            dlq.note_depth(channel, self.settings, self.handler.queue, len(bad))
         self._settle(channel, batch, {d.tag for d in requeue})
         self.stats["handled"] += len(good) - len(requeue)
 
