@@ -119,7 +119,7 @@ def test_a_missing_flow_module_is_named_not_skipped():
         serve.build_deployments(Settings(_env_file=None), [job])
 
 
-def test_prefect_yaml_lists_the_same_six_deployments_with_the_default_schedules(code_defaults):
+def test_prefect_yaml_lists_the_same_seven_deployments_with_the_default_schedules(code_defaults):
     spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
     defaults = by_name(code_defaults)
     listed = {d["name"]: d for d in spec["deployments"]}
