@@ -19,7 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import httpx
 
@@ -48,8 +48,9 @@ def definition(settings: Settings) -> dict:
 
 def apply(settings: Settings) -> str:
     """Set the policy; returns how ('rabbitmqctl' or 'management API'), or raises
-    RuntimeError with one line when neither way works."""
-    if shutil.which("rabbitmqctl") and _with_rabbitmqctl(settings):
+    RuntimeError with one line when neither way works. rabbitmqctl only for a broker on
+    this machine; the management API is asked on RABBITMQ_HOST."""
+    if _broker_is_local(settings) and shutil.which("rabbitmqctl") and _with_rabbitmqctl(settings):
         return "rabbitmqctl"
     if _with_management_api(settings):
         return "management API"
@@ -58,6 +59,12 @@ def apply(settings: Settings) -> str:
         f"API at {settings.RABBITMQ_HOST}:{MANAGEMENT_PORT}); set it by hand: rabbitmqctl "
         f"set_policy --apply-to queues {policy_name(settings)} '{pattern(settings)}' "
         f"'{json.dumps(definition(settings))}'")
+
+
+def _broker_is_local(settings: Settings) -> bool:
+    """rabbitmqctl speaks to this machine's node: use it only when that is the broker."""
+    host = urlparse(settings.rabbitmq_url).hostname or ""
+    return host in ("localhost", "127.0.0.1", "::1")
 
 
 def clear(settings: Settings) -> None:
