@@ -1,6 +1,7 @@
 # One image for every process of the stack (see docker-compose.yml): the locked
 # dependencies in /app/.venv, then the code. Which process runs is the compose `command`.
-FROM python:3.11-slim
+# Pinned: the Python the lock was made and tested with, and the uv that reads the lock.
+FROM python:3.11.7-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -12,7 +13,7 @@ ENV PYTHONUNBUFFERED=1 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false
 
 WORKDIR /app
-RUN pip install --no-cache-dir uv
+RUN pip install --no-cache-dir uv==0.13.9
 
 # Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml uv.lock ./

@@ -20,6 +20,7 @@ servers: install
 
 db: servers
 	$(PY) -m common.adapters.migrations
+	$(PY) -m consumers.dlq_policy
 
 # The whole system in the foreground until Ctrl-C, under supervisord
 # (deployments/supervisord.conf, started by deployments/up.py): a process that exits is

@@ -15,7 +15,7 @@ from croniter import croniter
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-CRON_FIELDS = ("INACTIVE_USER_CRON", "EXPIRED_EVENT_CRON", "CHECK_REVIEWED_CRON")
+CRON_FIELDS = ("INACTIVE_USER_CRON", "EXPIRED_EVENT_CRON", "CHECK_REVIEWED_CRON", "PRUNE_CRON")
 
 
 class Settings(BaseSettings):
@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     PREFECT_PORT: int = Field(4200, ge=1, le=65535)
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Operations: dead-letter queue length (a policy, drop-head) and the retention job.
+    DLQ_MAX_LENGTH: int = Field(100_000, ge=1, le=100_000_000)
+    RETENTION_DAYS: int = Field(90, ge=1, le=36_500)
+    RETENTION_BATCH_SIZE: int = Field(5000, ge=1, le=100_000)
+    PRUNE_CRON: str = "30 3 * * *"
 
     @field_validator(*CRON_FIELDS)
     @classmethod

@@ -35,11 +35,18 @@ def healthcheck(argv: list[str]) -> int:
     return 1
 
 
+# Commands that run once and exit: `python -m consumers dlq|replay QUEUE`.
+TOOLS = ("dlq", "replay")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["healthcheck"]:
         return healthcheck(argv[1:])
+    if len(argv) == 2 and argv[0] in TOOLS:
+        return dead_letters(*argv)
     if len(argv) != 1 or argv[0] not in PROCESSES:
-        print(f"usage: python -m consumers {{{'|'.join(PROCESSES)}}}", file=sys.stderr)
+        print(f"usage: python -m consumers {{{'|'.join(PROCESSES)}}} "
+              f"| {{{'|'.join(TOOLS)}}} QUEUE", file=sys.stderr)
         return 2
     settings = load_settings()
     logging.basicConfig(
@@ -55,6 +62,25 @@ def main(argv: list[str]) -> int:
             module.run(settings)
     finally:
         beating.stop()
+    return 0
+
+
+def dead_letters(command: str, queue: str) -> int:
+    """`dlq QUEUE` prints a summary; `replay QUEUE` moves back what now parses."""
+    from consumers import dlq
+
+    settings = load_settings()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # its failures come back as one line
+    try:
+        if command == "dlq":
+            print("\n".join(dlq.summarise(settings, queue).lines()))
+        else:
+            done = dlq.replay(settings, queue)
+            print(f"{done.queue}: {done.moved} replayed, {done.kept} left (still invalid)")
+    except dlq.DeadLetterError as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -31,6 +31,7 @@ from common import heartbeat
 from common.adapters import broker
 from common.messages import BadMessage, parse
 from common.settings import Settings
+from consumers import dlq
 from consumers.fate import dead_letter_headers, safe_headers, summary, verdict
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,8 @@ class BatchConsumer:
             requeue = [delivery for delivery, _ in good]
         for delivery, reason, kind in bad.values():
             self._dead_letter(delivery, reason, kind)
+        if bad:
+            dlq.note_depth(channel, self.settings, self.handler.queue, len(bad))
         self._settle(channel, batch, {d.tag for d in requeue})
         self.stats["handled"] += len(good) - len(requeue)
 

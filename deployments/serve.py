@@ -1,4 +1,4 @@
-"""`python -m deployments.serve`: serve the six Prefect deployments of DESIGN.md.
+"""`python -m deployments.serve`: serve the seven Prefect deployments of DESIGN.md.
 
 One runner process registers every deployment with its schedule from the settings and runs
 their flow runs as bounded subprocesses. `make up` and the compose file start it once the
@@ -73,6 +73,8 @@ JOBS: tuple[Job, ...] = (
         lambda s: {"cron": s.CHECK_REVIEWED_CRON}),
     Job("reconcile-counters", "flows.reconcile_counters", "reconcile_counters",
         lambda s: {"interval": RECONCILE_SECONDS}),
+    Job("prune-old-data", "flows.prune_old_data", "prune_old_data",
+        lambda s: {"cron": s.PRUNE_CRON}),
     # On demand only: from the UI or `prefect deployment run`.
     Job("generate-events", "flows.generate_events", "generate_events", lambda s: {}),
 )
@@ -134,7 +136,7 @@ def with_defaults(settings: Settings, defaults: list[str]) -> Settings:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__)
     parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help="serve only these deployments (default: all six)")
+                        help="serve only these deployments (default: all seven)")
     parser.add_argument("--default", action="append", default=[], metavar="NAME=VALUE",
                         help="value of a setting when neither the environment nor .env sets it")
     parser.add_argument("--limit", type=int, default=RUN_LIMIT,

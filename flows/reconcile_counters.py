@@ -8,14 +8,23 @@ from common.adapters.presence import Presence
 from common.resources import assignment_connection, redis_client
 from common.services.reconcile import reconcile_counters as reconcile
 from common.settings import load_settings
+from flows import reports
+
+
+@reports.job
+def rebuild() -> dict:
+    settings = load_settings()
+    with assignment_connection(settings, autocommit=True) as conn:
+        return reconcile(conn, Presence(redis_client(settings), settings))
 
 
 @flow(name="reconcile-counters", log_prints=True)
 def reconcile_counters() -> dict[str, int]:
     """Rebuild `user_assignments` and `active_users` from PostgreSQL; report corrections."""
-    settings = load_settings()
-    with assignment_connection(settings, autocommit=True) as conn:
-        report = reconcile(conn, Presence(redis_client(settings), settings))
+    report = rebuild()
     print(f"reconcile-counters: reconciled {report['counters_corrected']} counter(s), "
           f"{report['availability_corrected']} availability entr(ies)")
+    reports.publish("reconcile-counters", report,
+                    note="Redis counters and availability rewritten from PostgreSQL; the "
+                         "corrected ones are named in the run's logs.")
     return report

@@ -7,11 +7,11 @@ from prefect import flow
 from common.resources import assignment_connection, publisher, relay_connection
 from common.services.relay import redispatch_lost, relay_pending
 from common.settings import load_settings
+from flows import reports
 
 
-@flow(name="relay-poll", log_prints=True)
-def relay_poll() -> dict[str, int]:
-    """Dispatch what the long-running relay missed, then re-dispatch what was lost."""
+@reports.job
+def sweep() -> dict[str, int]:
     settings = load_settings()
     with (
         relay_connection(settings) as relay_conn,
@@ -20,5 +20,16 @@ def relay_poll() -> dict[str, int]:
     ):
         dispatched = relay_pending(relay_conn, pub, settings)
         redispatched = redispatch_lost(relay_conn, assignment_conn, pub, settings)
-    print(f"relay-poll: dispatched {dispatched}, re-dispatched {redispatched}")
     return {"dispatched": dispatched, "redispatched": redispatched}
+
+
+@flow(name="relay-poll", log_prints=True)
+def relay_poll() -> dict[str, int]:
+    """Dispatch what the long-running relay missed, then re-dispatch what was lost."""
+    report = sweep()
+    print(f"relay-poll: dispatched {report['dispatched']}, "
+          f"re-dispatched {report['redispatched']}")
+    reports.publish("relay-poll", report,
+                    note="Undispatched events published to events.outbound; events dispatched "
+                         "long ago but never stored by the assignment service re-dispatched.")
+    return report

@@ -51,5 +51,6 @@ def prefect_harness():
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # Generous: nine agents share two cores, and a 30 s start-up bound failed under load.
+    with prefect_test_harness(server_startup_timeout=180):
         yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -35,10 +36,12 @@ def generate_events(
     rng: random.Random | None = None,
     report: Callable[[str], None] = log.info,
     maximum: int | None = None,
+    tally: Counter | None = None,
 ) -> int:
     """Insert `count` random events with COPY, one transaction per batch. Returns count.
 
     Refuses a bad count (CountRefused, nothing inserted) before touching the database.
+    `tally`, if given, counts the inserted events per (region, severity).
     """
     reason = count_refusal(count, maximum if maximum is not None else sys.maxsize)
     if reason:
@@ -49,6 +52,8 @@ def generate_events(
         batch = [random_event(rng, datetime.now(UTC)) for _ in range(min(BATCH_SIZE, count - done))]
         _insert(conn, batch)
         done += len(batch)
+        if tally is not None:
+            tally.update((event["region"], event["severity"]) for event in batch)
         _report(report, batch, done, count)
     return done
 

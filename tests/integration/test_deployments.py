@@ -25,12 +25,14 @@ DESIGN_NAMES = [
     "cleanup-inactive-users",
     "check-reviewed",
     "reconcile-counters",
+    "prune-old-data",
     "generate-events",
 ]
 
 
 SCHEDULE_VARIABLES = (
-    "EXPIRED_EVENT_CRON", "INACTIVE_USER_CRON", "CHECK_REVIEWED_CRON", "RELAY_POLL_SECONDS"
+    "EXPIRED_EVENT_CRON", "INACTIVE_USER_CRON", "CHECK_REVIEWED_CRON", "RELAY_POLL_SECONDS",
+    "PRUNE_CRON",
 )
 
 
@@ -66,8 +68,10 @@ def test_schedules_follow_the_configured_crons_and_interval():
         INACTIVE_USER_CRON="15 3 * * *",
         CHECK_REVIEWED_CRON="* * * * * */15",
         RELAY_POLL_SECONDS=17,
+        PRUNE_CRON="0 4 * * 0",
     )
     deployments = by_name(settings)
+    assert schedule_of(deployments["prune-old-data"]).cron == "0 4 * * 0"
     assert schedule_of(deployments["expire-assignments"]).cron == "*/7 * * * *"
     assert schedule_of(deployments["cleanup-inactive-users"]).cron == "15 3 * * *"
     assert schedule_of(deployments["check-reviewed"]).cron == "* * * * * */15"
@@ -83,6 +87,7 @@ def test_defaults_are_the_documented_ones_and_generate_events_runs_on_demand(cod
     assert schedule_of(deployments["cleanup-inactive-users"]).cron == "0 0 * * *"
     assert schedule_of(deployments["check-reviewed"]).cron == "*/30 * * * *"
     assert schedule_of(deployments["relay-poll"]).interval == timedelta(seconds=60)
+    assert schedule_of(deployments["prune-old-data"]).cron == "30 3 * * *"
     assert schedule_of(deployments["generate-events"]) is None
     assert deployments["generate-events"]._parameter_openapi_schema.properties["count"][
         "default"
@@ -114,7 +119,7 @@ def test_a_missing_flow_module_is_named_not_skipped():
         serve.build_deployments(Settings(_env_file=None), [job])
 
 
-def test_prefect_yaml_lists_the_same_six_deployments_with_the_default_schedules(code_defaults):
+def test_prefect_yaml_lists_the_same_seven_deployments_with_the_default_schedules(code_defaults):
     spec = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
     defaults = by_name(code_defaults)
     listed = {d["name"]: d for d in spec["deployments"]}
