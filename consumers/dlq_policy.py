@@ -2,8 +2,8 @@
 
 A policy, not a queue argument: redeclaring an existing queue with new arguments fails with
 PRECONDITION_FAILED, while a policy applies to queues already there and can change later.
-`make db` runs this; the compose stack loads the same policy from
-deployments/rabbitmq/definitions.json at boot. The limit is DLQ_MAX_LENGTH with `drop-head`:
+`make db` runs this, and so does the compose stack's one-shot `migrate` (through the
+broker's management API). The limit is DLQ_MAX_LENGTH with `drop-head`:
 a flood pushes out the oldest dead letters instead of filling the disk (the runner logs and
 counts it, see consumers/dlq.py `note_depth`).
 

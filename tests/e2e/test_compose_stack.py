@@ -73,19 +73,11 @@ def test_the_dockerfile_is_slim_non_root_and_locked():
     assert user and user[-1] not in ("root", "0")
 
 
-def test_the_rabbitmq_definitions_limit_the_dead_letter_queues_as_make_db_does():
-    import json
-
-    from consumers import dlq_policy
-
+def test_the_one_shot_migrate_sets_the_dead_letter_limit_as_make_db_does():
     spec = compose.load(DEPLOYER_ENV)
-    (policy,) = json.loads((ROOT / "deployments/rabbitmq/definitions.json").read_text())[
-        "policies"]
-    settings = Settings(_env_file=None, NAMESPACE="")
-    assert policy["pattern"] == dlq_policy.pattern(settings)
-    assert policy["definition"] == dlq_policy.definition(settings)
-    mounts = spec["services"]["rabbitmq"]["volumes"]
-    assert any(m.endswith(":/etc/rabbitmq/definitions.json:ro") for m in mounts)
+    command = " ".join(spec["services"]["migrate"]["command"])
+    assert "common.adapters.migrations" in command and "consumers.dlq_policy" in command
+    assert "rabbitmq" in spec["services"]["migrate"]["depends_on"]
 
 
 # -- the stack, running ----------------------------------------------------------------------
