@@ -9,8 +9,10 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 from pydantic import ValidationError
 
+from common.adapters import migrations
 from common.domain import events as rules
 from common.messages import OutboundEvent
 from common.resources import relay_connection
@@ -91,3 +93,30 @@ def test_an_unknown_rule_type_is_accepted_by_both(relay):
     values = {"region": "EU", "severity": 3, "rule_type": "smoke_detection",
               "location": "lobby", "device_id": "d", "camera_id": "c", "frame_reference": "f"}
     assert source_accepts(relay, values) and consumer_accepts(values)
+
+
+def test_a_database_holding_old_rows_that_break_the_rules_still_migrates(settings, tmp_path):
+    dbname = f"mig_{uuid.uuid4().hex[:10]}"
+    folder = migrations.SQL_ROOT / "relay_service"
+    (tmp_path / "001_events.sql").write_text((folder / "001_events.sql").read_text())
+    admin = settings.postgres_dsn("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        migrations.apply_migrations(settings.postgres_dsn(dbname), tmp_path)
+        with psycopg.connect(settings.postgres_dsn(dbname), autocommit=True) as conn:
+            conn.execute("INSERT INTO events (event_id, region, rule_type, location, severity,"
+                         " device_id, camera_id, frame_reference) VALUES"
+                         " (gen_random_uuid(), 'EU', %s, '', 3, 'd', 'c', 'f')", ["r" * 300])
+        for path in sorted(folder.glob("*.sql")):
+            (tmp_path / path.name).write_text(path.read_text())
+        assert "002_source_rules.sql" in migrations.apply_migrations(
+            settings.postgres_dsn(dbname), tmp_path)
+        with psycopg.connect(settings.postgres_dsn(dbname), autocommit=True) as conn:
+            assert not source_accepts(conn, {"region": "EU", "severity": 3, "rule_type": "r",
+                                             "location": "", "device_id": "d",
+                                             "camera_id": "c", "frame_reference": "f"})
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(dbname)))
