@@ -224,7 +224,7 @@ def replay(settings: Settings, queue: str) -> Replayed:
                 letters = _take(channel, name, min(BATCH, depth - result.moved - len(kept)))
                 if not letters:
                     break
-                good = [letter for letter in letters if _valid(base, letter)]
+                good = [letter for letter in letters if _valid(base, letter, settings.MESSAGE_MAX_BYTES)]
                 kept.extend(letter for letter in letters if letter not in good)
                 confirmed = _publish(publisher, base, good)
                 for letter in good:
@@ -244,9 +244,9 @@ def replay(settings: Settings, queue: str) -> Replayed:
     return result
 
 
-def _valid(base: str, letter: DeadLetter) -> bool:
+def _valid(base: str, letter: DeadLetter, max_bytes: int) -> bool:
     try:
-        parse(MODELS[base], letter.body)
+        parse(MODELS[base], letter.body, max_bytes)
     except BadMessage:
         return False
     return True
