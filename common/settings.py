@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     LOGIN_MAX_FAILURES: int = Field(5, ge=1)
     LOGIN_LOCKOUT_SECONDS: int = Field(60, ge=1)
 
+    # Request path: the hard maximum age of a session, and each API worker's database pool
+    # (its size is also how many requests may hold a connection at once; see decisions.md).
+    SESSION_MAX_HOURS: float = Field(12, gt=0, le=24 * 31)
+    API_DB_POOL_SIZE: int = Field(20, ge=1, le=500)
+    API_DB_POOL_TIMEOUT: float = Field(5.0, gt=0, le=300)
+
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(*CRON_FIELDS)
