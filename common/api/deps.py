@@ -12,14 +12,14 @@ import psycopg
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from common.adapters.presence import Presence
 from common.api.backfill import Backfill
 from common.api.errors import Busy
 from common.api.fastpath import FastPath
 from common.services import sessions
-from common.services.errors import Unauthorized
+from common.services.errors import Unauthorized, Unavailable
 from common.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="the token POST /auth/login returned")
@@ -56,13 +56,23 @@ async def connection(res: Res) -> AsyncIterator[psycopg.Connection]:
     if waited.cancelled_caught:
         raise Busy(timeout)
     try:
-        conn = await run_in_threadpool(res.pool.getconn, timeout)
+        conn = await _getconn(res.pool, timeout)
         try:
             yield conn
         finally:
             await run_in_threadpool(res.pool.putconn, conn)
     finally:
         res.db_slots.release()
+
+
+async def _getconn(pool: ConnectionPool, timeout: float) -> psycopg.Connection:
+    """With a slot held a pooled connection is free or can be opened: a timeout here
+    means PostgreSQL did not answer, not that the API is busy."""
+    try:
+        return await run_in_threadpool(pool.getconn, timeout)
+    except PoolTimeout:
+        raise Unavailable("PostgreSQL", f"PostgreSQL is unavailable: no connection could be "
+                          f"opened within {timeout:g} s") from None
 
 
 Conn = Annotated[psycopg.Connection, Depends(connection)]

@@ -16,7 +16,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pika.exceptions import AMQPError
-from psycopg_pool import PoolTimeout
 
 from common.services.errors import ServiceError, TooManyAttempts, Unauthorized, Unavailable
 
@@ -57,11 +56,6 @@ def _postgres_down(request: Request, error: Exception) -> JSONResponse:
     return _unavailable("PostgreSQL", error)
 
 
-def _pool_timeout(request: Request, error: PoolTimeout) -> JSONResponse:
-    busy = Busy(request.app.state.resources.settings.API_DB_POOL_TIMEOUT)
-    return _service_error(request, busy)
-
-
 def _conflict_rolled_back(request: Request,
                           error: psycopg.errors.TransactionRollback) -> JSONResponse:
     kind = "a deadlock" if isinstance(error, psycopg.errors.DeadlockDetected) \
@@ -100,7 +94,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(psycopg.OperationalError, _postgres_down)
-    app.add_exception_handler(PoolTimeout, _pool_timeout)
     app.add_exception_handler(psycopg.errors.TransactionRollback, _conflict_rolled_back)
     app.add_exception_handler(redis.ConnectionError, _redis_down)
     app.add_exception_handler(redis.TimeoutError, _redis_down)

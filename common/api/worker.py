@@ -39,7 +39,10 @@ class Worker:
         self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the thread (after its current step) and close what it opened."""
+        """Finish what was asked (for a few seconds at most), stop the thread, close what
+        it opened."""
+        if self._thread.is_alive():
+            self.settle(min(timeout, 5.0))
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():

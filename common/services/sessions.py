@@ -163,9 +163,11 @@ def _refresh_session(conn: psycopg.Connection, settings: Settings, token: str) -
             FROM users u
             WHERE u.id = s.user_id AND s.token_hash = %s
               AND s.ended_at IS NULL AND s.expires_at > now()
+              AND s.created_at + make_interval(secs => %s) > now()
             RETURNING {_USER_COLUMNS}
             """,
-            [settings.SESSION_TTL, settings.SESSION_MAX_HOURS * 3600, token_hash(token)])
+            [settings.SESSION_TTL, settings.SESSION_MAX_HOURS * 3600, token_hash(token),
+             settings.SESSION_MAX_HOURS * 3600])
         user = cur.fetchone()
     if user is None:
         raise Unauthorized("invalid or expired token")
