@@ -129,8 +129,9 @@ def authenticate(conn: psycopg.Connection, presence: Presence, settings: Setting
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             f"SELECT {_USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.token_hash = %s AND s.ended_at IS NULL AND s.expires_at > now()",
-            [token_hash(token)])
+            "WHERE s.token_hash = %s AND s.ended_at IS NULL AND s.expires_at > now() "
+            "AND s.created_at + make_interval(secs => %s) > now()",
+            [token_hash(token), settings.SESSION_MAX_HOURS * 3600])
         user = cur.fetchone()
     if user is None:
         raise Unauthorized("invalid or expired token")
