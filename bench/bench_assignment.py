@@ -35,6 +35,10 @@ def add_operators(conn, presence: Presence) -> None:
                 "SELECT id, 'bench' || id, 'Bench ' || id, 'operator', %s, 'x', true "
                 "FROM unnest(%s::int[]) id", [region, ids])
             cur.execute("INSERT INTO operator_load (user_id) SELECT unnest(%s::int[])", [ids])
+            # A live session row each: PostgreSQL routes only to operators who have one.
+            cur.execute("INSERT INTO sessions (token_hash, user_id, expires_at) "
+                        "SELECT sha256(convert_to(gen_random_uuid()::text, 'UTF8')), id, "
+                        "now() + interval '1 hour' FROM unnest(%s::int[]) id", [ids])
             for uid in ids:
                 presence.touch_session(uid, ttl=3600)
                 presence.set_available(uid, region)
