@@ -60,7 +60,9 @@ def test_logins_listings_and_decisions_answer_while_the_broker_is_blocked(settin
     restore = _watermark()
     with tempfile.TemporaryFile() as logs, serving_api(settings, logs, 240) as url, \
             running(settings, "inbound", "ack"), httpx.Client(base_url=url,
-                                                              timeout=30) as api:
+                                                              timeout=20) as api:
+        # 20 s: a generous bound on "it answers"; a publish inside the request would wait
+        # for the broker's confirms (30 s) and fail it.
         token = api.post("/auth/login", json={"username": "john.smith",
                                               "password": "pass123"}).json()["token"]
         john = {"Authorization": f"Bearer {token}"}
