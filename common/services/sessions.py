@@ -227,9 +227,9 @@ def logout(conn: psycopg.Connection, presence: Presence, settings: Settings,
     """
     with conn.transaction(), conn.cursor() as cur:
         user = _end_session(cur, token)
-        last = user["role"] == OPERATOR and _last_session(cur, user["id"])
+        last = _last_session(cur, user["id"])
         rows, counts = [], {}
-        if last:
+        if last and user["role"] == OPERATOR:
             db.set_unavailable(cur, [user["id"]])
             rows, counts = releases.release_users_in(cur, [user["id"]], "logout",
                                                      user["username"], user["id"])
@@ -239,7 +239,7 @@ def logout(conn: psycopg.Connection, presence: Presence, settings: Settings,
     log.info("user %s logged out (%s)", user["id"],
              f"last session, {len(rows)} assignment(s) released" if last
              else "another session stays live")
-    if last or user["role"] != OPERATOR:
+    if last:
         _forget_presence(presence, user["id"], counts)
     if counts:
         releases.after_release(conn, presence, settings, counts, backfill, user["id"])
