@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     HEARTBEAT_DIR: str = Field("/tmp/event-assignment-heartbeats", min_length=1)
     # The port `make up` runs the Prefect server (UI and API) on.
     PREFECT_PORT: int = Field(4200, ge=1, le=65535)
+    # Request path: the hard maximum age of a session, and each API worker's database pool
+    # (its size is also how many requests may hold a connection at once; see decisions.md).
+    SESSION_MAX_HOURS: float = Field(12, gt=0, le=24 * 31)
+    API_DB_POOL_SIZE: int = Field(20, ge=1, le=500)
+    API_DB_POOL_TIMEOUT: float = Field(5.0, gt=0, le=300)
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -52,7 +52,8 @@ def add_operators(conn, count: int, region: str = "US", first_id: int = 1000) ->
 
 
 def make_available(conn, presence: Presence, user_ids, ttl: int | None = None) -> None:
-    """What a login does to presence: available in PostgreSQL and Redis, session key alive."""
+    """What a login does: available in PostgreSQL and Redis, a live session row (ttl, or
+    an hour) and the session key alive. PostgreSQL refuses work to anyone without both."""
     user_ids = list(user_ids)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
@@ -60,6 +61,13 @@ def make_available(conn, presence: Presence, user_ids, ttl: int | None = None) -
             [user_ids],
         )
         regions = {row["id"]: row["region"] for row in cur.fetchall()}
+        cur.execute(
+            "INSERT INTO sessions (token_hash, user_id, expires_at) "
+            "SELECT sha256(convert_to(gen_random_uuid()::text, 'UTF8')), id, "
+            "now() + make_interval(secs => %s) "
+            "FROM unnest(%s::int[]) AS id",
+            [ttl or 3600, user_ids],
+        )
     for user_id in user_ids:
         presence.touch_session(user_id, ttl)
         presence.set_available(user_id, regions[user_id])

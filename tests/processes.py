@@ -99,7 +99,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving_api(settings: Settings, logs):
+def serving_api(settings: Settings, logs, startup_timeout: float = 60):
     """The HTTP API under uvicorn, as `make up` runs it, on a free port; yields its URL."""
     port = free_port()
     environment = servers.settings_env(settings)
@@ -111,7 +111,8 @@ def serving_api(settings: Settings, logs):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        eventually(lambda: _answers(url), timeout=60, message="the API answers /health")
+        eventually(lambda: _answers(url), timeout=startup_timeout,
+                   message="the API answers /health")
         yield url
     finally:
         stop(proc)

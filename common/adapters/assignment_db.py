@@ -94,6 +94,29 @@ def lock_loads(cur, user_ids: Sequence[int]) -> dict[int, int]:
     return {row["user_id"]: row["live"] for row in cur.fetchall()}
 
 
+_LIVE_SESSION = (
+    "EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id "
+    "AND s.ended_at IS NULL AND s.expires_at > now())"
+)
+
+
+def lock_routable_loads(cur, user_ids: Sequence[int]) -> dict[int, int]:
+    """The router's guard: lock the load rows of those among these users whom PostgreSQL
+    lets receive work now: operators, available, with a live session.
+
+    Their users rows are share-locked first (id order; logout and cleanup lock them for
+    update before they release), so a logout or cleanup committing meanwhile is seen: the
+    row is re-checked after the wait and refused. Then the load rows, in id order.
+    """
+    cur.execute(
+        f"SELECT u.id FROM users u WHERE u.id = ANY(%s) AND u.role = 'operator' "
+        f"AND u.available AND {_LIVE_SESSION} ORDER BY u.id FOR SHARE",
+        [list(user_ids)],
+    )
+    routable = [row["id"] for row in cur.fetchall()]
+    return lock_loads(cur, routable) if routable else {}
+
+
 def add_load(cur, increments: dict[int, int], cap: int) -> dict[int, int]:
     """Guarded increment: a row that would pass the cap is not changed. Returns new lives."""
     cur.execute(
@@ -248,18 +271,25 @@ def drop_loads(cur, decrements: dict[int, int]) -> dict[int, int]:
     return {row["user_id"]: row["live"] for row in cur.fetchall()}
 
 
-def inactive_operators(cur) -> list[int]:
-    """Operators with no live session (not ended, not expired), by PostgreSQL's clock."""
+def inactive_operators(cur, among: Sequence[int] | None = None) -> list[int]:
+    """Operators with no live session (not ended, not expired), by PostgreSQL's clock;
+    only those `among` these ids when given (cleanup's re-check under the row locks)."""
     cur.execute(
-        """
+        f"""
         SELECT u.id FROM users u
-        WHERE u.role = 'operator' AND NOT EXISTS (
-            SELECT 1 FROM sessions s
-            WHERE s.user_id = u.id AND s.ended_at IS NULL AND s.expires_at > now())
+        WHERE u.role = 'operator' AND NOT {_LIVE_SESSION}
+          AND (%(among)s::int[] IS NULL OR u.id = ANY(%(among)s))
         ORDER BY u.id
-        """
+        """,
+        {"among": None if among is None else list(among)},
     )
     return [row["id"] for row in cur.fetchall()]
+
+
+def lock_users(cur, user_ids: Sequence[int]) -> None:
+    """Lock these users rows for update, in id order (logout, cleanup: before releasing)."""
+    cur.execute("SELECT id FROM users WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                [list(user_ids)])
 
 
 def set_unavailable(cur, user_ids: Sequence[int]) -> list[int]:

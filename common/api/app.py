@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 
 from common.adapters.presence import Presence
 from common.api import errors
+from common.api.backfill import Backfill
 from common.api.deps import Resources
 from common.api.fastpath import FastPath
 from common.api.routes import router
@@ -50,15 +53,23 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def _open(settings: Settings) -> Resources:
-    pool = assignment_pool(settings)
+    size = settings.API_DB_POOL_SIZE
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    # Requests holding a connection must always find a worker thread (decisions.md).
+    limiter.total_tokens = max(limiter.total_tokens, size + 8)
+    pool = assignment_pool(settings, max_size=size)
     client = redis_client(settings)
+    presence = Presence(client, settings)
     fast_path = FastPath(settings)
+    backfill = Backfill(settings, presence)
     fast_path.start()
-    return Resources(settings, pool, Presence(client, settings), fast_path)
+    backfill.start()
+    return Resources(settings, pool, presence, fast_path, backfill, anyio.Semaphore(size))
 
 
 def _close(res: Resources) -> None:
     res.fast_path.close()
+    res.backfill.close()
     res.presence.client.close()
     res.pool.close()
 

@@ -3,19 +3,23 @@ the caller's user from their Bearer token."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 import psycopg
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from common.adapters.presence import Presence
+from common.api.backfill import Backfill
+from common.api.errors import Busy
 from common.api.fastpath import FastPath
 from common.services import sessions
-from common.services.errors import Unauthorized
+from common.services.errors import Unauthorized, Unavailable
 from common.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="the token POST /auth/login returned")
@@ -29,6 +33,11 @@ class Resources:
     pool: ConnectionPool
     presence: Presence
     fast_path: FastPath
+    backfill: Backfill
+    # One slot per pooled connection: requests wait for a slot on the event loop, so a
+    # request waiting for a connection never occupies one of the worker threads that the
+    # requests holding connections need to finish.
+    db_slots: anyio.Semaphore
 
 
 def resources(request: Request) -> Resources:
@@ -38,10 +47,32 @@ def resources(request: Request) -> Resources:
 Res = Annotated[Resources, Depends(resources)]
 
 
-def connection(res: Res) -> Iterator[psycopg.Connection]:
-    """One pooled assignment_service connection for the whole request."""
-    with res.pool.connection(timeout=5) as conn:
-        yield conn
+async def connection(res: Res) -> AsyncIterator[psycopg.Connection]:
+    """One pooled assignment_service connection for the whole request; Busy (503) if none
+    is free within API_DB_POOL_TIMEOUT."""
+    timeout = res.settings.API_DB_POOL_TIMEOUT
+    with anyio.move_on_after(timeout) as waited:
+        await res.db_slots.acquire()
+    if waited.cancelled_caught:
+        raise Busy(timeout)
+    try:
+        conn = await _getconn(res.pool, timeout)
+        try:
+            yield conn
+        finally:
+            await run_in_threadpool(res.pool.putconn, conn)
+    finally:
+        res.db_slots.release()
+
+
+async def _getconn(pool: ConnectionPool, timeout: float) -> psycopg.Connection:
+    """With a slot held a pooled connection is free or can be opened: a timeout here
+    means PostgreSQL did not answer, not that the API is busy."""
+    try:
+        return await run_in_threadpool(pool.getconn, timeout)
+    except PoolTimeout:
+        raise Unavailable("PostgreSQL", f"PostgreSQL is unavailable: no connection could be "
+                          f"opened within {timeout:g} s") from None
 
 
 Conn = Annotated[psycopg.Connection, Depends(connection)]

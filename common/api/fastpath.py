@@ -1,66 +1,118 @@
-"""The outbox fast path: publish a decision to events.inbound right after it commits.
+"""The outbox fast path: decisions relayed to events.inbound off the request thread.
 
-One ConfirmingPublisher per API worker. It is not thread-safe and FastAPI runs routes in a
-thread pool, so every use holds the lock. A failed publish is only logged: the decision
-has committed and the `check-reviewed` sweep relays its outbox row.
+A request commits its decision, hands the assignment id to `FastPath.submit` and answers.
+One thread per API worker publishes what was handed over, with its own PostgreSQL
+connection and its own ConfirmingPublisher, so a slow or blocked broker holds neither a
+request, nor a pooled connection, nor a lock a request needs. What the broker does not
+confirm is retried with back-off; after RETRY_GIVE_UP_SECONDS it is left to the
+`check-reviewed` sweep, which relays every unfinished outbox row anyway.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import queue
+import time
+from collections.abc import Iterable
 
 import psycopg
 from pika.exceptions import AMQPError
 
 from common.adapters.broker import INBOUND, ConfirmingPublisher
+from common.api.worker import Worker
+from common.services.outbox import publish_decided
 from common.settings import Settings
-
-try:  # written by the review loop; until it lands, the sweep alone relays decisions
-    from common.services.outbox import publish_decided
-except ImportError:  # pragma: no cover - depends on what has landed
-    publish_decided = None
 
 log = logging.getLogger(__name__)
 
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 15.0
+RETRY_GIVE_UP_SECONDS = 600.0
+MAX_RETRYING = 10_000  # beyond this many unconfirmed ids, the sweep alone relays the rest
+KEEPALIVE_SECONDS = 10.0
 
-class FastPath:
-    """The API worker's publisher, its lock, and a thread that keeps it alive."""
+_UNPUBLISHED = (
+    "SELECT assignment_id FROM outbox_assignments "
+    "WHERE assignment_id = ANY(%s) AND status = 'completed' AND published_at IS NULL"
+)
 
-    def __init__(self, settings: Settings, keepalive_seconds: float = 10.0):
-        self.settings = settings
+
+class FastPath(Worker):
+    """The API worker's publishing thread. `submit` never blocks on a server."""
+
+    def __init__(self, settings: Settings):
+        super().__init__(settings, "api-fast-path")
         self.publisher = ConfirmingPublisher(settings, "api-fast-path", bases=(INBOUND,))
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._keepalive_seconds = keepalive_seconds
-        self._thread = threading.Thread(target=self._keep_alive, name="api-fast-path",
-                                        daemon=True)
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        # assignment id -> (first failure, next attempt, delay) of ids not yet confirmed
+        self._retrying: dict[int, tuple[float, float, float]] = {}
 
-    def start(self) -> None:
-        self._thread.start()
+    def submit(self, assignment_ids: Iterable[int]) -> None:
+        """THE fast-path call site (the decide route, after its commit): relay these soon."""
+        for assignment_id in assignment_ids:
+            self._queue.put(assignment_id)
+        self.wake()
 
-    def close(self) -> None:
-        self._stop.set()
-        with self.lock:
-            self.publisher.close()
+    def _cleanup(self) -> None:
+        self.publisher.close()
 
-    def publish(self, conn: psycopg.Connection, assignment_ids: list[int]) -> None:
-        """THE fast-path call site: relay these decided assignments now, best effort."""
-        if publish_decided is None:
+    def _timeout(self) -> float:
+        if not self._retrying:
+            return KEEPALIVE_SECONDS
+        due = min(next_at for _, next_at, _ in self._retrying.values())
+        return max(0.0, min(KEEPALIVE_SECONDS, due - time.monotonic()))
+
+    def _step(self) -> None:
+        """Publish what was submitted and what is due for a retry; keep the link alive."""
+        now = time.monotonic()
+        fresh = self._drain()
+        due = [i for i, (_, next_at, _) in self._retrying.items() if next_at <= now]
+        ids = sorted(set(fresh) | set(due))
+        if not ids:
+            self._keep_alive()
             return
         try:
-            with self.lock:
-                publish_decided(conn, self.publisher, self.settings, assignment_ids)
-        except Exception as error:  # noqa: BLE001 - committed already; the sweep relays it
-            log.warning("fast path failed for assignment(s) %s, the sweep will relay: %s",
-                        assignment_ids, error)
+            publish_decided(self.connection(), self.publisher, self.settings, ids)
+            left = self._unpublished(ids)
+        except (psycopg.Error, AMQPError, OSError) as error:
+            log.warning("fast path failed for assignment(s) %s; retried later: %r", ids, error)
+            self.drop_connection()
+            left = set(ids)
+        self._schedule(ids, left, now)
+
+    def _drain(self) -> list[int]:
+        ids = []
+        while True:
+            try:
+                ids.append(self._queue.get_nowait())
+            except queue.Empty:
+                return ids
+
+    def _unpublished(self, ids: list[int]) -> set[int]:
+        with self.connection().cursor() as cur:
+            return {row["assignment_id"] for row in cur.execute(_UNPUBLISHED, [ids])}
+
+    def _schedule(self, ids: list[int], left: set[int], now: float) -> None:
+        """Forget the confirmed; back off the rest, or hand them over to the sweep."""
+        for assignment_id in ids:
+            if assignment_id not in left:
+                self._retrying.pop(assignment_id, None)
+                continue
+            first, _, delay = self._retrying.get(assignment_id, (now, now, 0.0))
+            delay = min(MAX_RETRY_SECONDS, max(FIRST_RETRY_SECONDS, delay * 2))
+            if now - first > RETRY_GIVE_UP_SECONDS or len(self._retrying) > MAX_RETRYING:
+                self._retrying.pop(assignment_id, None)
+                log.warning("assignment %s: fast path gives up; the check-reviewed sweep "
+                            "relays it", assignment_id)
+            else:
+                self._retrying[assignment_id] = (first, now + delay, delay)
+        if left:
+            log.info("fast path: %d assignment(s) not confirmed yet, retrying", len(left))
 
     def _keep_alive(self) -> None:
         """Answer RabbitMQ's heartbeats while idle, so the next publish finds a live link."""
-        while not self._stop.wait(self._keepalive_seconds):
-            with self.lock:
-                try:
-                    self.publisher.keep_alive()
-                except (AMQPError, OSError) as error:
-                    log.info("fast-path connection lost (%s); reopened on next publish", error)
-                    self.publisher.close()
+        try:
+            self.publisher.keep_alive()
+        except (AMQPError, OSError) as error:
+            log.info("fast-path connection lost (%s); reopened on next publish", error)
+            self.publisher.close()

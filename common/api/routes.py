@@ -48,20 +48,22 @@ async def health(request: Request):
 def login(body: LoginRequest, res: Res, conn: Conn):
     """Start a session (SESSION_TTL); an operator becomes available and gets waiting work."""
     token, user = sessions.login(conn, res.presence, res.settings, body.username,
-                                 body.password)
+                                 body.password, backfill=res.backfill.request)
     return {"token": token, "user": user}
 
 
 @router.post("/auth/logout", status_code=204, tags=["auth"])
 def logout(res: Res, conn: Conn, bearer: Token) -> None:
-    """End the session; the operator's pending work is released at once."""
-    sessions.logout(conn, res.presence, res.settings, bearer)
+    """End the session; if it was an operator's last live session, their pending work is
+    released at once."""
+    sessions.logout(conn, res.presence, res.settings, bearer, backfill=res.backfill.request)
 
 
 @router.post("/auth/heartbeat", response_model=SessionResponse, tags=["auth"])
 def heartbeat(res: Res, conn: Conn, bearer: Token):
     """Refresh the session without changing availability (the console, every ~60 s)."""
-    user = sessions.heartbeat(conn, res.presence, res.settings, bearer)
+    user = sessions.heartbeat(conn, res.presence, res.settings, bearer,
+                              backfill=res.backfill.request)
     return {"user": user, "expires_in": res.settings.SESSION_TTL}
 
 
@@ -70,7 +72,8 @@ def make_available(user_id: UserId, res: Res, conn: Conn, me: CurrentUser, beare
     """Available for new work (and the caller's own session refreshed)."""
     target = _user_in_reach(conn, me, user_id)
     own = bearer if me["id"] == user_id else None
-    return sessions.set_available(conn, res.presence, res.settings, target, True, own)
+    return sessions.set_available(conn, res.presence, res.settings, target, True, own,
+                                  backfill=res.backfill.request)
 
 
 @router.delete("/users/{user_id}/active", response_model=UserState, tags=["users"])
@@ -93,8 +96,9 @@ def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: C
            me: CurrentUser):
     """Approve or reject a pending assignment ('completed' is approved)."""
     updated = decisions.decide(conn, res.presence, res.settings, assignment_id, me,
-                               body.status, body.reason, body.note)
-    res.fast_path.publish(conn, [assignment_id])
+                               body.status, body.reason, body.note,
+                               backfill=res.backfill.request)
+    res.fast_path.submit([assignment_id])
     return updated
 
 

@@ -59,7 +59,7 @@ def route_waiting(conn: psycopg.Connection, presence: Presence, settings: Settin
         finally:
             _resync_counts(conn, presence)
         total += len(result.assigned)
-        if not result.assigned:
+        if not result.assigned and not result.refused:
             break
     return total
 
@@ -91,8 +91,9 @@ def _route_pass(cur, presence: Presence, settings: Settings, limit: int) -> Rout
     picks = presence.pick(wanted)
     pairs, refused, counts = _guard(cur, settings, drawn, picks)
     for user_id in set(picks) - set(counts) - {None}:
-        # Picked but has no load row (not an operator): never routable.
-        log.error("user %s is in active_users but is not an operator; removed", user_id)
+        # PostgreSQL refused the pick: not an operator, not available, or no live session.
+        log.warning("user %s is in active_users but PostgreSQL refuses them work (not an "
+                    "available operator with a live session); removed", user_id)
         presence.set_unavailable(user_id)
     result.refused = refused
     result.counts = counts
@@ -132,7 +133,7 @@ def _guard(cur, settings: Settings, drawn: list[dict], picks: list[int | None]):
             requested.setdefault(user_id, []).append(event["event_id"])
     if not requested:
         return [], 0, {}
-    live = db.lock_loads(cur, sorted(requested))
+    live = db.lock_routable_loads(cur, sorted(requested))
     pairs, increments, refused = [], {}, 0
     for user_id, events in requested.items():
         granted = (

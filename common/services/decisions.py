@@ -2,8 +2,9 @@
 
 Called by the HTTP API. A decision is one transaction: the assignment, the load row, a
 history row and the outbox row change together; then the Redis counter follows and the
-freed capacity is backfilled. Relaying the outbox row is the review loop's job
-(common/services/outbox.py); the API calls its fast path after this returns.
+freed capacity is backfilled: by the caller's `backfill` hook (the API's backfill thread),
+or inline when there is none. Relaying the outbox row is the review loop's job
+(common/services/outbox.py); the API hands it to its fast-path thread after this returns.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from common.adapters.presence import Presence
 from common.domain import decisions as rules
 from common.services import assignment
 from common.services.errors import Conflict, Forbidden, NotFound
+from common.services.releases import BackfillHook
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,13 +35,32 @@ _ASSIGNMENT_FIELDS = """
 
 def decide(conn: psycopg.Connection, presence: Presence, settings: Settings,
            assignment_id: int, actor_user: dict, status: str,
-           reason: str | None = None, note: str | None = None) -> dict:
+           reason: str | None = None, note: str | None = None,
+           backfill: BackfillHook | None = None) -> dict:
     """Approve or reject a pending assignment ('completed' means approved).
 
     Raises NotFound, Forbidden (not the actor's work or region) or Conflict (released,
-    already decided, or the same decision twice). Returns the updated assignment.
+    already decided, or the same decision twice). Returns the updated assignment. A
+    deadlock or serialization failure is retried once, then raised.
     """
     actor = rules.Actor(actor_user["id"], actor_user["role"], actor_user["region"])
+    try:
+        current, live, updated = _decide_once(conn, assignment_id, actor, actor_user,
+                                              status, reason, note)
+    except psycopg.errors.TransactionRollback as error:
+        log.warning("assignment %s: decision retried after %s", assignment_id,
+                    type(error).__name__)
+        current, live, updated = _decide_once(conn, assignment_id, actor, actor_user,
+                                              status, reason, note)
+    log.info("assignment %s (event %s, user %s) %s by user %s", assignment_id,
+             current["event_id"], current["user_id"], updated["status"], actor.user_id)
+    _after_decision(conn, presence, settings, current["user_id"], live, backfill)
+    return updated
+
+
+def _decide_once(conn: psycopg.Connection, assignment_id: int, actor: rules.Actor,
+                 actor_user: dict, status: str, reason: str | None, note: str | None):
+    """One attempt, one transaction: (the row before, the owner's new live count, after)."""
     with conn.transaction(), conn.cursor() as cur:
         current = _lock_assignment(cur, assignment_id)
         if not rules.may_decide(actor, current["user_id"], current["region"]):
@@ -51,10 +72,7 @@ def decide(conn: psycopg.Connection, presence: Presence, settings: Settings,
         _record_decision(cur, current, actor_user, new_status, reason, note)
         live = db.drop_load(cur, current["user_id"])
         updated = _fetch(cur, assignment_id)
-    log.info("assignment %s (event %s, user %s) %s by user %s", assignment_id,
-             current["event_id"], current["user_id"], new_status, actor.user_id)
-    _after_decision(conn, presence, settings, current["user_id"], live)
-    return updated
+    return current, live, updated
 
 
 def _lock_assignment(cur, assignment_id: int) -> dict:
@@ -94,12 +112,18 @@ def _record_decision(cur, current: dict, actor_user: dict, new_status: str,
 
 
 def _after_decision(conn: psycopg.Connection, presence: Presence, settings: Settings,
-                    user_id: int, live: int) -> None:
+                    user_id: int, live: int, backfill: BackfillHook | None) -> None:
     """Redis follows PostgreSQL's count, then the freed slot is backfilled. The decision
     has committed: a server failing here is logged, and reconcile and the consumers'
     periodic sweep catch up."""
     try:
         presence.set_counts({user_id: live})
+    except redis.RedisError as error:
+        log.warning("counter of user %s not updated after a decision: %s", user_id, error)
+    if backfill is not None:
+        backfill("decision", user_id)
+        return
+    try:
         assigned = assignment.route_waiting(conn, presence, settings)
     except (psycopg.OperationalError, redis.RedisError) as error:
         log.warning("backfill after a decision for user %s failed: %s", user_id, error)

@@ -7,15 +7,16 @@ touches relay_service, dispatch marks or dedup_events: the event simply waits ag
 assignment_service (DESIGN.md). Decided work is never released: only rows still
 `pending AND NOT deleted` are taken, under a row lock.
 
-Callers: the API (`release_user` on logout), the Prefect flows expire-assignments and
-cleanup-inactive-users.
+Callers: the API (logout releases inside its own transaction with `release_users_in`), the
+Prefect flows expire-assignments and cleanup-inactive-users (which route inline: they are
+not requests).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 import redis
@@ -32,10 +33,13 @@ EXPIRE_BATCH = 2000
 # 20 x ASSIGNMENT_BATCH_SIZE; stop when a call assigns nothing.
 MAX_ROUTE_CALLS = 50
 
+# Called after a commit freed capacity: (why, user_id). The API's is its backfill thread.
+BackfillHook = Callable[[str, int], None]
+
 
 def release(conn: psycopg.Connection, presence: Presence, settings: Settings,
             assignment_ids: Sequence[int], reason: str, actor: str,
-            actor_id: int | None = None) -> list[dict]:
+            actor_id: int | None = None, backfill: BackfillHook | None = None) -> list[dict]:
     """Release these assignments (live ones only) and route their events again.
 
     Returns the rows released now ({assignment_id, user_id, event_id}); a decided, already
@@ -47,7 +51,7 @@ def release(conn: psycopg.Connection, presence: Presence, settings: Settings,
     for row in rows:
         log.info("released assignment %s (event %s, user %s): %s",
                  row["assignment_id"], row["event_id"], row["user_id"], reason)
-    _after_release(conn, presence, settings, counts)
+    after_release(conn, presence, settings, counts, backfill)
     return rows
 
 
@@ -82,7 +86,7 @@ def expire_assignments(conn: psycopg.Connection, presence: Presence,
                       row["assignment_id"], row["event_id"], row["user_id"])
         if len(rows) < EXPIRE_BATCH:
             break
-    assigned = _after_release(conn, presence, settings, counts)
+    assigned = after_release(conn, presence, settings, counts)
     report = {"released": released, "assigned": assigned}
     log.info("expire-assignments: %s", report)
     return report
@@ -92,25 +96,40 @@ def cleanup_inactive_users(conn: psycopg.Connection, presence: Presence,
                            settings: Settings) -> dict:
     """Operators with no live session lose their live work (reason 'inactive').
 
-    Their Redis presence is pruned first, so the routing that follows never hands the
-    released work back to them; then, in one transaction, they become unavailable and
-    their work is released.
+    One transaction: lock the candidates' users rows (id order), re-check "no live
+    session" in a later statement (a fresh snapshot), make them unavailable, release their
+    work and prune their Redis presence, all before the commit and under the row locks. A
+    login updates the same users row, so a racing login either commits first (and its
+    session is seen: nothing released) or waits, sees its work released, and writes its
+    own Redis presence after this. Routing follows the commit.
     """
     with conn.transaction(), conn.cursor() as cur:
-        inactive = db.inactive_operators(cur)
-    for user_id in inactive:
-        presence.end_session(user_id)
+        candidates = db.inactive_operators(cur)
     with conn.transaction(), conn.cursor() as cur:
+        db.lock_users(cur, candidates)
+        inactive = db.inactive_operators(cur, among=candidates)
         made_unavailable = db.set_unavailable(cur, inactive)
-        rows = db.lock_live_assignments(cur, db.live_assignment_ids(cur, inactive))
-        counts = _release_rows(cur, rows, "inactive", "cleanup-inactive-users", None)
+        rows, counts = release_users_in(cur, inactive, "inactive", "cleanup-inactive-users",
+                                        None)
+        for user_id in inactive:
+            presence.end_session(user_id)
     for user_id, n in sorted(Counter(row["user_id"] for row in rows).items()):
         log.info("user %s inactive: %d assignment(s) released", user_id, n)
-    assigned = _after_release(conn, presence, settings, counts)
+    assigned = after_release(conn, presence, settings, counts)
     report = {"inactive": len(inactive), "made_unavailable": len(made_unavailable),
               "released": len(rows), "assigned": assigned}
     log.info("cleanup-inactive-users: %s", report)
     return report
+
+
+def release_users_in(cur, user_ids: Sequence[int], reason: str, actor: str,
+                     actor_id: int | None) -> tuple[list[dict], dict[int, int]]:
+    """Release every live assignment of these operators inside the caller's transaction
+    (logout, cleanup). Returns the rows released and the new live count per operator."""
+    if not user_ids:
+        return [], {}
+    rows = db.lock_live_assignments(cur, db.live_assignment_ids(cur, user_ids))
+    return rows, _release_rows(cur, rows, reason, actor, actor_id)
 
 
 def _release_rows(cur, rows: list[dict], reason: str, actor: str,
@@ -128,15 +147,23 @@ def _release_rows(cur, rows: list[dict], reason: str, actor: str,
     return db.drop_loads(cur, dict(decrements))
 
 
-def _after_release(conn: psycopg.Connection, presence: Presence, settings: Settings,
-                   counts: dict[int, int]) -> int:
-    """After commit: Redis counters := the new loads, then backfill. Returns how many it
-    assigned. A server failing here loses nothing: the events wait, and the assignment
-    consumers' periodic sweep routes them."""
+def after_release(conn: psycopg.Connection, presence: Presence, settings: Settings,
+                  counts: dict[int, int], backfill: BackfillHook | None = None,
+                  user_id: int | None = None) -> int:
+    """After commit: Redis counters := the new loads, then backfill (through `backfill`
+    for the API, which returns at once: 0; else inline). Returns how many it assigned. A
+    server failing here loses nothing: the events wait, and the assignment consumers'
+    periodic sweep routes them."""
     if not counts:
         return 0
     try:
         presence.set_counts(counts)
+    except redis.RedisError as error:
+        log.warning("counters not updated after a release (%r); reconcile fixes them", error)
+    if backfill is not None:
+        backfill("release", user_id if user_id is not None else min(counts))
+        return 0
+    try:
         assigned = 0
         for _ in range(MAX_ROUTE_CALLS):
             step = assignment.route_waiting(conn, presence, settings)
@@ -147,3 +174,4 @@ def _after_release(conn: psycopg.Connection, presence: Presence, settings: Setti
     except (redis.RedisError, psycopg.OperationalError) as error:
         log.warning("released work not routed now (%r); it waits for the sweep", error)
         return 0
+

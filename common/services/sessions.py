@@ -3,7 +3,9 @@
 Called by the HTTP API. Tokens are random; PostgreSQL keeps only their SHA-256 (table
 `sessions`), so a session survives a Redis restart. Redis holds presence: the session key
 (refreshed by login, heartbeat and `POST /users/{id}/active`) and `active_users`. Each
-change commits in PostgreSQL first, then Redis follows, then waiting work is backfilled.
+change commits in PostgreSQL first, then Redis follows, then waiting work is backfilled:
+by the caller's `backfill` hook (the API's backfill thread), or inline without one.
+A session lives SESSION_TTL past its last refresh, never past SESSION_MAX_HOURS after login.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from common.adapters.presence import Presence
 from common.domain.decisions import OPERATOR
 from common.services import assignment, releases
 from common.services.errors import Conflict, TooManyAttempts, Unauthorized
+from common.services.releases import BackfillHook
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,8 @@ def _failures_key(settings: Settings, username: str) -> str:
 
 
 def login(conn: psycopg.Connection, presence: Presence, settings: Settings,
-          username: str, password: str) -> tuple[str, dict]:
+          username: str, password: str,
+          backfill: BackfillHook | None = None) -> tuple[str, dict]:
     """Check the password, start a session, make an operator available, backfill.
 
     Returns (token, user). Raises TooManyAttempts while the username is locked out after
@@ -70,7 +74,7 @@ def login(conn: psycopg.Connection, presence: Presence, settings: Settings,
     presence.touch_session(user["id"])
     if user["role"] == OPERATOR:
         presence.set_available(user["id"], user["region"])
-        _backfill(conn, presence, settings, "login", user["id"])
+        _backfill(conn, presence, settings, "login", user["id"], backfill)
     log.info("user %s (%s) logged in", user["id"], username)
     return token, user
 
@@ -110,8 +114,9 @@ def _start_session(conn: psycopg.Connection, settings: Settings, row: dict,
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             "INSERT INTO sessions (token_hash, user_id, expires_at) "
-            "VALUES (%s, %s, now() + make_interval(secs => %s))",
-            [token_hash(token), row["id"], settings.SESSION_TTL])
+            "VALUES (%s, %s, now() + make_interval(secs => least(%s, %s)))",
+            [token_hash(token), row["id"], settings.SESSION_TTL,
+             settings.SESSION_MAX_HOURS * 3600])
         if row["role"] == OPERATOR:
             cur.execute("UPDATE users SET available = true, updated_at = now() "
                         "WHERE id = %s", [row["id"]])
@@ -124,8 +129,9 @@ def authenticate(conn: psycopg.Connection, presence: Presence, settings: Setting
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             f"SELECT {_USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.token_hash = %s AND s.ended_at IS NULL AND s.expires_at > now()",
-            [token_hash(token)])
+            "WHERE s.token_hash = %s AND s.ended_at IS NULL AND s.expires_at > now() "
+            "AND s.created_at + make_interval(secs => %s) > now()",
+            [token_hash(token), settings.SESSION_MAX_HOURS * 3600])
         user = cur.fetchone()
     if user is None:
         raise Unauthorized("invalid or expired token")
@@ -133,7 +139,7 @@ def authenticate(conn: psycopg.Connection, presence: Presence, settings: Setting
 
 
 def heartbeat(conn: psycopg.Connection, presence: Presence, settings: Settings,
-              token: str) -> dict:
+              token: str, backfill: BackfillHook | None = None) -> dict:
     """Refresh the session (PostgreSQL and the Redis key) without changing availability.
 
     After a Redis loss this is what brings an available operator's presence back, with
@@ -143,7 +149,7 @@ def heartbeat(conn: psycopg.Connection, presence: Presence, settings: Settings,
     presence.touch_session(user["id"])
     if user["role"] == OPERATOR and user["available"]:
         _restore_presence(conn, presence, user)
-        _backfill(conn, presence, settings, "heartbeat", user["id"])
+        _backfill(conn, presence, settings, "heartbeat", user["id"], backfill)
     return user
 
 
@@ -152,13 +158,17 @@ def _refresh_session(conn: psycopg.Connection, settings: Settings, token: str) -
         cur.execute(
             f"""
             UPDATE sessions s
-            SET expires_at = now() + make_interval(secs => %s), last_seen_at = now()
+            SET expires_at = least(now() + make_interval(secs => %s),
+                                   s.created_at + make_interval(secs => %s)),
+                last_seen_at = now()
             FROM users u
             WHERE u.id = s.user_id AND s.token_hash = %s
               AND s.ended_at IS NULL AND s.expires_at > now()
+              AND s.created_at + make_interval(secs => %s) > now()
             RETURNING {_USER_COLUMNS}
             """,
-            [settings.SESSION_TTL, token_hash(token)])
+            [settings.SESSION_TTL, settings.SESSION_MAX_HOURS * 3600, token_hash(token),
+             settings.SESSION_MAX_HOURS * 3600])
         user = cur.fetchone()
     if user is None:
         raise Unauthorized("invalid or expired token")
@@ -178,7 +188,8 @@ def _restore_presence(conn: psycopg.Connection, presence: Presence, user: dict) 
 
 
 def set_available(conn: psycopg.Connection, presence: Presence, settings: Settings,
-                  target: dict, on: bool, token: str | None = None) -> dict:
+                  target: dict, on: bool, token: str | None = None,
+                  backfill: BackfillHook | None = None) -> dict:
     """Switch an operator's availability for new work; current work stays theirs.
 
     `target` is the user being switched; `token` (the caller's own session, when they
@@ -197,7 +208,7 @@ def set_available(conn: psycopg.Connection, presence: Presence, settings: Settin
         user = cur.fetchone()
     if on:
         presence.set_available(user["id"], user["region"])
-        _backfill(conn, presence, settings, "available", user["id"])
+        _backfill(conn, presence, settings, "available", user["id"], backfill)
     else:
         presence.set_unavailable(user["id"])
     log.info("user %s is now %s", user["id"], "available" if on else "unavailable")
@@ -205,34 +216,80 @@ def set_available(conn: psycopg.Connection, presence: Presence, settings: Settin
 
 
 def logout(conn: psycopg.Connection, presence: Presence, settings: Settings,
-           token: str) -> dict:
-    """End the session, make the operator unavailable and release their pending work."""
+           token: str, backfill: BackfillHook | None = None) -> dict:
+    """End this session; if it was an operator's last live session, they become
+    unavailable and their pending work is released, in the same transaction.
+
+    The operator's users row is locked before looking for another live session, so two
+    tabs logging out at once release exactly once, and a login racing this either keeps
+    its session or sees the release before it. Redis follows after the commit, best
+    effort: if it fails, PostgreSQL's routing guard still refuses work to this operator.
+    """
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            f"""
-            UPDATE sessions s SET ended_at = now()
-            FROM users u
-            WHERE u.id = s.user_id AND s.token_hash = %s AND s.ended_at IS NULL
-              AND s.expires_at > now()
-            RETURNING {_USER_COLUMNS}
-            """, [token_hash(token)])
-        user = cur.fetchone()
-        if user is None:
-            raise Unauthorized("invalid or expired token")
-        cur.execute("UPDATE users SET available = false, updated_at = now() WHERE id = %s",
-                    [user["id"]])
-    presence.end_session(user["id"])
-    if user["role"] == OPERATOR:
-        releases.release_user(conn, presence, settings, user["id"], reason="logout",
-                              actor=user["username"], actor_id=user["id"])
-    log.info("user %s logged out", user["id"])
+        user = _end_session(cur, token)
+        last = _last_session(cur, user["id"])
+        rows, counts = [], {}
+        if last and user["role"] == OPERATOR:
+            db.set_unavailable(cur, [user["id"]])
+            rows, counts = releases.release_users_in(cur, [user["id"]], "logout",
+                                                     user["username"], user["id"])
+    for row in rows:
+        log.info("released assignment %s (event %s, user %s): logout",
+                 row["assignment_id"], row["event_id"], row["user_id"])
+    log.info("user %s logged out (%s)", user["id"],
+             f"last session, {len(rows)} assignment(s) released" if last
+             else "another session stays live")
+    if last:
+        _forget_presence(presence, user["id"], counts)
+    if counts:
+        releases.after_release(conn, presence, settings, counts, backfill, user["id"])
     return user
 
 
+def _end_session(cur, token: str) -> dict:
+    cur.execute(
+        f"""
+        UPDATE sessions s SET ended_at = now()
+        FROM users u
+        WHERE u.id = s.user_id AND s.token_hash = %s AND s.ended_at IS NULL
+          AND s.expires_at > now()
+        RETURNING {_USER_COLUMNS}
+        """, [token_hash(token)])
+    user = cur.fetchone()
+    if user is None:
+        raise Unauthorized("invalid or expired token")
+    return user
+
+
+def _last_session(cur, user_id: int) -> bool:
+    """Lock the users row, then (a later statement, a fresh snapshot) look for another
+    live session of the same user."""
+    db.lock_users(cur, [user_id])
+    cur.execute("SELECT 1 FROM sessions WHERE user_id = %s AND ended_at IS NULL "
+                "AND expires_at > now() LIMIT 1", [user_id])
+    return cur.fetchone() is None
+
+
+def _forget_presence(presence: Presence, user_id: int, counts: dict[int, int]) -> None:
+    """After the commit: Redis drops the user's presence. Logged, never raised: the
+    routing guard in PostgreSQL refuses them already, and corrects Redis when it does."""
+    try:
+        presence.end_session(user_id)
+        if counts:
+            presence.set_counts(counts)
+    except redis.RedisError as error:
+        log.warning("user %s logged out, but Redis presence not cleared (%r); PostgreSQL "
+                    "refuses them work and the router prunes them", user_id, error)
+
+
 def _backfill(conn: psycopg.Connection, presence: Presence, settings: Settings,
-              why: str, user_id: int) -> None:
-    """Assign waiting work now that capacity appeared. The change that caused it has
-    committed; if a server fails here, the consumers' periodic sweep assigns it later."""
+              why: str, user_id: int, hook: BackfillHook | None = None) -> None:
+    """Assign waiting work now that capacity appeared: through `hook` if the caller has
+    one, else inline. The change that caused it has committed; if a server fails here,
+    the consumers' periodic sweep assigns it later."""
+    if hook is not None:
+        hook(why, user_id)
+        return
     try:
         assigned = assignment.route_waiting(conn, presence, settings)
     except (psycopg.OperationalError, redis.RedisError) as error:

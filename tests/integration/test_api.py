@@ -39,21 +39,31 @@ def client(settings):
         yield test_client
 
 
+def settled(client) -> None:
+    """Wait for the API's backfill and fast-path threads to handle what was asked so far."""
+    resources = client.app.state.resources
+    assert resources.backfill.settle() and resources.fast_path.settle()
+
+
 def login(client, username="john.smith", password="pass123") -> dict:
     answer = client.post("/auth/login", json={"username": username, "password": password})
     assert answer.status_code == 200, answer.text
+    settled(client)
     return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def assignments(client, headers, user_id=JOHN) -> list[dict]:
+    settled(client)
     answer = client.get(f"/users/{user_id}/assignments", headers=headers)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
 
 def decide(client, headers, assignment_id, status="approved", **extra):
-    return client.put(f"/assignments/{assignment_id}", headers=headers,
-                      json={"status": status, **extra})
+    answer = client.put(f"/assignments/{assignment_id}", headers=headers,
+                        json={"status": status, **extra})
+    settled(client)
+    return answer
 
 
 def closed_port() -> int:
@@ -381,6 +391,7 @@ def test_heartbeat_restores_presence_after_a_redis_flush_without_a_new_login(set
         servers.delete_namespace_keys(settings)
         add_waiting_events(settings, 2, region="NA")
         assert client.post("/auth/heartbeat", headers=headers).status_code == 200
+        settled(client)
         assert redis.hget(settings.name("active_users"), JOHN) == "US"
         assert live(settings, JOHN) == 2 and waiting(settings) == 2
         first = assignments(client, headers)[0]

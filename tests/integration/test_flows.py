@@ -51,7 +51,7 @@ def artifact_of(state) -> str:
 
 
 def one_assignment(settings, conn) -> tuple[int, int]:
-    """An EU operator (available, no PostgreSQL session) holding one event: (user, id)."""
+    """An EU operator (available, with a live session) holding one event: (user, id)."""
     presence = Presence(redis_client(settings), settings)
     (operator,) = add_operators(conn, 1, region="EU")
     make_available(conn, presence, [operator])
@@ -83,6 +83,8 @@ def test_cleanup_inactive_users_flow_releases_work_of_operators_without_a_sessio
         settings, conn, flow_env):
     flow_env()
     operator, _ = one_assignment(settings, conn)
+    conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second' "
+                 "WHERE user_id = %s", [operator])
 
     state = cleanup_inactive_users(return_state=True)
 

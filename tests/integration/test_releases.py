@@ -107,11 +107,11 @@ def test_a_late_duplicate_of_a_released_event_creates_no_second_owner(settings, 
 def test_operators_without_a_live_session_lose_their_work_to_present_ones(settings, conn):
     presence = presence_for(settings)
     present, gone = add_operators(conn, 2, region="EU")
-    helpers.add_session(conn, present, live=True)
-    helpers.add_session(conn, gone, live=False)
     make_available(conn, presence, [present, gone])
     kept, orphan = event("EU", severity=3), event("EU", severity=3)
     assignment.receive(conn, presence, settings, [kept, orphan])
+    conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second' "
+                 "WHERE user_id = %s", [gone])
     assert {owner(conn, kept), owner(conn, orphan)} == {present, gone}
     orphaned = kept if owner(conn, kept) == gone else orphan
 
