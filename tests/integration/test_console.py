@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from console.api_client import error_for
 from console.formatting import plain
+from tests.integration.supervision_helpers import NINA, add_second_us_operator
 from tests.integration.waiting import add_waiting_events, execute, query
 from tests.processes import free_port, serving_api
 
@@ -248,3 +249,25 @@ def test_an_api_that_does_not_answer_is_named_on_the_login_form(monkeypatch):
 def test_a_503_names_the_server_that_is_down():
     error = error_for(503, {"detail": "Redis is unavailable: refused", "server": "Redis"})
     assert error.message.startswith("Redis is down")
+
+
+def test_a_supervisor_moves_one_item_and_releases_another(settings, api_url):
+    add_second_us_operator(settings)
+    add_waiting_events(settings, 2, region="NA", severity=3)
+    john = log_in(console(), "john.smith")
+    assert texts(john.subheader) == ["Your queue (2)"]
+    log_in(console(), "nina.park")
+    first, second = live_ids(settings)
+    at = log_in(console(), "sarah.connor")
+    assert not at.exception
+    assert at.selectbox(key=f"move-to-{first}").options == ["Nina Park"]
+    at.selectbox(key=f"move-to-{first}").set_value(NINA).run()
+    at.button(key=f"move-{first}").click().run()
+    assert (assignment(settings, first)["release_reason"]) == "moved"
+    assert query(settings, "SELECT user_id FROM assignments WHERE status = 'pending' AND "
+                 "NOT deleted AND event_id = %s", [assignment(settings, first)["event_id"]]
+                 )[0]["user_id"] == NINA
+    assert any(t.startswith("Moved to user 11") for t in texts(at.success))
+    at.button(key=f"release-{second}").click().run()
+    assert assignment(settings, second)["release_reason"] == "released_by_supervisor"
+
