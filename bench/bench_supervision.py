@@ -89,7 +89,9 @@ def build(settings, rebuild: bool) -> str:
         with psycopg.connect(settings.postgres_dsn("postgres"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     created = create_database(settings, DATABASE)
-    apply_migrations(dsn, SQL_ROOT / "assignment_service")
+    if apply_migrations(dsn, SQL_ROOT / "assignment_service"):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE) events")
     with psycopg.connect(dsn, autocommit=True) as conn:
         count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         if count >= EVENTS and not created:
@@ -108,7 +110,8 @@ def queries(span: timedelta) -> dict[str, tuple[str, dict]]:
     params = {"region": "NA", "user_region": "US", "limit": 100,
               "targets": [60, 60, 20, 3, 1], "reasons": analytics_db.REASONS}
     out = {name: (sql, params) for name, sql in analytics_db.QUERIES.items()}
-    history = ("SELECT h.* FROM assignment_history h JOIN events e ON e.event_id = h.event_id"
+    history = ("SELECT h.* FROM assignment_history h CROSS JOIN LATERAL (SELECT ev.region"
+               " FROM events ev WHERE ev.event_id = h.event_id OFFSET 0) e"
                " WHERE h.at >= %(start)s AND h.at < %(end)s AND e.region = %(region)s"
                " ORDER BY h.at DESC, h.id DESC LIMIT %(limit)s")
     out["history_page"] = (history, params)

@@ -103,7 +103,8 @@ def region_history(cur, region: str, start: datetime, end: datetime, user_id: in
         where.append("(h.at, h.id) < (%(after_at)s, %(after_id)s)")
     cur.execute(
         f"SELECT {_HISTORY} FROM assignment_history h "
-        f"JOIN events e ON e.event_id = h.event_id "
+        f"CROSS JOIN LATERAL (SELECT ev.region FROM events ev "
+        f"WHERE ev.event_id = h.event_id OFFSET 0) e "
         f"WHERE {' AND '.join(where)} ORDER BY h.at DESC, h.id DESC LIMIT %(limit)s",
         {"start": start, "end": end, "region": region, "user_id": user_id, "limit": limit,
          "after_at": after[0] if after else None, "after_id": after[1] if after else None})

@@ -271,3 +271,17 @@ def test_a_supervisor_moves_one_item_and_releases_another(settings, api_url):
     at.button(key=f"release-{second}").click().run()
     assert assignment(settings, second)["release_reason"] == "released_by_supervisor"
 
+
+
+def test_an_api_down_is_named_the_queue_kept_and_it_recovers(john, settings, monkeypatch,
+                                                            api_url):
+    monkeypatch.setenv("API_URL", f"http://127.0.0.1:{free_port()}")
+    john.run()
+    assert not john.exception
+    [warning] = [w for w in texts(john.warning) if w.startswith("Your queue: ")]
+    assert "is not answering" in warning and warning.endswith("Showing what was last seen.")
+    assert texts(john.subheader) == ["Your queue (2)"]
+    monkeypatch.setenv("API_URL", api_url)
+    john.run()
+    assert not [w for w in texts(john.warning) if w.startswith("Your queue: ")]
+    assert texts(john.subheader) == ["Your queue (2)"]
