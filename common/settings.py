@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     RETENTION_DAYS: int = Field(90, ge=1, le=36_500)
     RETENTION_BATCH_SIZE: int = Field(5000, ge=1, le=100_000)
     PRUNE_CRON: str = "30 3 * * *"
+    # Supervision and console: response target per severity ("5=1,4=3,..." in minutes),
+    # the frame link of the console, and the secret the console sends the API.
+    RESPONSE_TARGET_MINUTES: str = "5=1,4=3,3=20,2=60,1=60"
+    FRAME_URL_TEMPLATE: str = Field("", max_length=2000)
+    CONSOLE_SECRET: str = Field("development-console-secret", min_length=1, max_length=200)
 
     @field_validator(*CRON_FIELDS)
     @classmethod
@@ -114,6 +119,25 @@ class Settings(BaseSettings):
         if self.REDISPATCH_MAX_SECONDS < self.REDISPATCH_AFTER_SECONDS:
             raise ValueError("REDISPATCH_MAX_SECONDS must be at least REDISPATCH_AFTER_SECONDS")
         return self
+
+    @field_validator("RESPONSE_TARGET_MINUTES")
+    @classmethod
+    def _targets_parse(cls, value: str) -> str:
+        parse_targets(value)
+        return value
+
+    @field_validator("FRAME_URL_TEMPLATE")
+    @classmethod
+    def _frame_template(cls, value: str) -> str:
+        if value and (not value.startswith(("http://", "https://"))
+                      or "{frame_reference}" not in value):
+            raise ValueError("must be an http(s) URL containing {frame_reference}, or empty")
+        return value
+
+    @cached_property
+    def response_targets(self) -> dict[int, float]:
+        """Minutes to a decision per severity, 5 to 1."""
+        return parse_targets(self.RESPONSE_TARGET_MINUTES)
 
     # ---- derived names -------------------------------------------------------------
 
@@ -155,6 +179,25 @@ class Settings(BaseSettings):
 def _libpq_quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
     return f"'{escaped}'"
+
+
+def parse_targets(value: str) -> dict[int, float]:
+    """'5=1,4=3,3=20,2=60,1=60' -> {5: 1.0, ...}; every severity 1-5 once, minutes > 0."""
+    targets = {}
+    for part in value.split(","):
+        severity, sep, minutes = part.strip().partition("=")
+        if not sep or severity.strip() not in {"1", "2", "3", "4", "5"}:
+            raise ValueError(f"expected severity=minutes for severities 1-5, got {part!r}")
+        try:
+            number = float(minutes)
+        except ValueError:
+            raise ValueError(f"minutes must be a number, got {minutes!r}") from None
+        if not 0 < number <= 7 * 24 * 60:
+            raise ValueError(f"minutes must be above 0 and at most a week, got {minutes!r}")
+        targets[int(severity)] = number
+    if sorted(targets) != [1, 2, 3, 4, 5]:
+        raise ValueError("every severity 1-5 needs a target")
+    return dict(sorted(targets.items(), reverse=True))
 
 
 def describe_error(error: ValidationError) -> str:

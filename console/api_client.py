@@ -26,11 +26,22 @@ class SessionEnded(ApiError):
 
 
 class ApiClient:
-    """Calls to the API for one console session (`token` None before login)."""
+    """Calls to the API for one console session (`token` None before login), over one
+    httpx.Client that keeps its connections open. Every call names the browser's address
+    (X-Forwarded-For) and carries the console's secret (X-Console-Secret)."""
 
-    def __init__(self, base_url: str, token: str | None = None):
+    def __init__(self, base_url: str, token: str | None = None, secret: str = "",
+                 browser_ip: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.token = token
+        headers = {"X-Console-Secret": secret} if secret else {}
+        if browser_ip:
+            headers["X-Forwarded-For"] = browser_ip
+        self._http = httpx.Client(base_url=self.base_url, headers=headers,
+                                  timeout=TIMEOUT_SECONDS)
+
+    def close(self) -> None:
+        self._http.close()
 
     def login(self, username: str, password: str) -> dict:
         """{token, user}; a wrong username or password is an ApiError, not SessionEnded."""
@@ -47,11 +58,38 @@ class ApiClient:
     def assignments(self, user_id: int) -> list[dict]:
         return self._call("GET", f"/users/{user_id}/assignments")
 
-    def decide(self, assignment_id: int, status: str, reason: str | None = None) -> dict:
+    def decide(self, assignment_id: int, status: str, reason: str | None = None,
+               note: str | None = None) -> dict:
         body = {"status": status}
         if reason:
             body["reason"] = reason
+        if note:
+            body["note"] = note
         return self._call("PUT", f"/assignments/{assignment_id}", json=body)
+
+    def release(self, assignment_id: int) -> dict:
+        return self._call("POST", f"/assignments/{assignment_id}/release")
+
+    def move(self, assignment_id: int, user_id: int) -> dict:
+        return self._call("POST", f"/assignments/{assignment_id}/move",
+                          json={"user_id": user_id})
+
+    def metrics(self, region: str, start: str | None = None, end: str | None = None) -> dict:
+        return self._call("GET", f"/regions/{region}/metrics",
+                          params=_drop_none({"from": start, "to": end}))
+
+    def history(self, region: str, start: str | None = None, end: str | None = None,
+                user_id: int | None = None, limit: int = 200) -> dict:
+        return self._call("GET", f"/regions/{region}/history", params=_drop_none(
+            {"from": start, "to": end, "user_id": user_id, "limit": limit}))
+
+    def history_csv(self, region: str, start: str | None = None, end: str | None = None,
+                    user_id: int | None = None) -> str:
+        return self._call("GET", f"/regions/{region}/history", params=_drop_none(
+            {"from": start, "to": end, "user_id": user_id}), accept="text/csv")
+
+    def event_history(self, event_id: str) -> list[dict]:
+        return self._call("GET", f"/events/{event_id}/history")
 
     def set_available(self, user_id: int, available: bool) -> dict:
         return self._call("POST" if available else "DELETE", f"/users/{user_id}/active")
@@ -59,14 +97,19 @@ class ApiClient:
     def overview(self, region: str) -> dict:
         return self._call("GET", f"/regions/{region}/overview")
 
-    def _call(self, method: str, path: str, json: dict | None = None):
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    def _call(self, method: str, path: str, json: dict | None = None,
+              params: dict | None = None, accept: str = "application/json"):
+        headers = {"Accept": accept}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
-            answer = httpx.request(method, self.base_url + path, json=json, headers=headers,
-                                   timeout=TIMEOUT_SECONDS)
+            answer = self._http.request(method, path, json=json, params=params,
+                                        headers=headers)
         except httpx.HTTPError as error:
             raise ApiError(f"The API at {self.base_url} is not answering ({_reason(error)}). "
                            "Is it running?") from None
+        if answer.is_success and accept != "application/json":
+            return answer.text
         if answer.is_success:
             return answer.json() if answer.content else None
         raise error_for(answer.status_code, _body(answer), authenticated=bool(self.token))
@@ -79,8 +122,10 @@ def error_for(status: int, body: dict, authenticated: bool = True) -> ApiError:
         return SessionEnded("Your session has ended. Please log in again.", status)
     if status == 401:
         return ApiError("Wrong username or password.", status)
-    if status == 409:
+    if status == 409 and ("decided" in detail or "released" in detail or "live" in detail):
         return ApiError(f"Already decided or released: {detail}", status)
+    if status == 409:
+        return ApiError(f"Not possible now: {detail}.", status)
     if status == 503:
         server = body.get("server") or "A server"
         return ApiError(f"{server} is down, so the API cannot do this now ({detail}). "
@@ -90,6 +135,10 @@ def error_for(status: int, body: dict, authenticated: bool = True) -> ApiError:
     if status == 422:
         return ApiError(f"The API refused the request as invalid: {detail}", status)
     return ApiError(f"The API failed (HTTP {status}): {detail}", status)
+
+
+def _drop_none(params: dict) -> dict:
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def _body(answer: httpx.Response) -> dict:

@@ -1,7 +1,8 @@
 """The operators' and supervisors' console: `streamlit run console/app.py` (port 3001).
 
-It talks only to the HTTP API (settings.API_URL), never to the databases. Logged out, it
-shows the login form; logged in, an operator's queue or a supervisor's region overview.
+It talks only to the HTTP API (settings.API_URL), never to the databases. Pages come from
+st.navigation, built from the role: logged out, the login form; an operator, their queue;
+a supervisor, their region and its audit trail. Each page checks the role again.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from common.domain.routing import served_region
-from console import login_page, operator_page, state, supervisor_page
+from console import audit_page, login_page, operator_page, state, supervisor_page
 from console.api_client import ApiError, SessionEnded
 
 
@@ -17,13 +18,16 @@ def main() -> None:
     st.set_page_config(page_title="Event review console", layout="wide")
     me = state.user()
     if me is None:
-        login_page.render()
-        return
-    _header(me)
-    if me["role"] == "operator":
-        operator_page.render(me)
+        pages = [st.Page(login_page.render, title="Log in", url_path="login")]
+    elif me["role"] == "operator":
+        pages = [st.Page(operator_page.render, title="Queue", url_path="queue")]
     else:
-        supervisor_page.render(me)
+        pages = [st.Page(supervisor_page.render, title="Region", url_path="region"),
+                 st.Page(audit_page.render, title="Audit trail", url_path="audit")]
+    page = st.navigation(pages, position="top" if me else "hidden")
+    if me is not None:
+        _header(me)
+    page.run()
 
 
 def _header(me: dict) -> None:
@@ -32,7 +36,6 @@ def _header(me: dict) -> None:
     title.caption(f"{me['role'].capitalize()} · {me['username']} · region {me['region']}"
                   f" (events of {served_region(me['region'])})")
     out.button("Log out", on_click=_log_out)
-    state.show_notices()
 
 
 def _log_out() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import quote
 
 SEVERITY_COLOURS = {5: "red", 4: "orange", 3: "yellow", 2: "blue", 1: "gray"}
 
@@ -27,6 +28,33 @@ def age(since: datetime | None, now: datetime) -> str:
         return f"{hours} h {minutes} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
+
+
+def left(until: datetime | None, now: datetime) -> str:
+    """Time left before `until`: '4 min 10 s', or 'expired'."""
+    if until is None:
+        return "-"
+    if until <= now:
+        return "expired"
+    return age(now, until)
+
+
+# Every character Markdown (and Streamlit's own :colour[...] and $math$) gives a meaning.
+_MARKDOWN = set("\\`*_{}[]()<>#+-.!|:$~&\"'")
+
+
+def plain(text) -> str:
+    """Event fields come from cameras and other systems: in Markdown they are text only,
+    every meaningful character escaped (never bold, links, HTML or colour directives)."""
+    return "".join("\\" + c if c in _MARKDOWN else c for c in str(text))
+
+
+def frame_link(reference: str, template: str) -> str:
+    """The frame reference as Markdown: a link when FRAME_URL_TEMPLATE is set."""
+    if not template:
+        return plain(reference)
+    url = template.replace("{frame_reference}", quote(str(reference), safe=""))
+    return f"[{plain(reference)}]({url.replace(')', '%29')})"
 
 
 def rule_name(rule_type: str) -> str:

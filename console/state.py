@@ -15,15 +15,35 @@ from common.settings import load_settings
 from console.api_client import ApiClient, ApiError, SessionEnded
 
 KEYS = ("token", "user", "available", "last_heartbeat")
-# The session lives SESSION_TTL (300 s) without a heartbeat; one a minute keeps it alive
+# st.session_state[f"last-{part}"]: what a panel last showed, kept while the API is down.
+# The session lives SESSION_TTL (300 s) without a heartbeat; one every 15 s keeps it
+# alive and brings back, within that, an availability changed elsewhere.
 # with room for a few missed beats.
-HEARTBEAT_SECONDS = 60
+HEARTBEAT_SECONDS = 15
 
 
 def client() -> ApiClient:
-    """An API client for this session (with its token, once logged in). Settings are read
-    at every run, so API_URL is whatever the environment says now."""
-    return ApiClient(load_settings().API_URL, st.session_state.get("token"))
+    """This session's API client (its token once logged in), kept in the session so its
+    connections are reused; a new one when API_URL or the token changed."""
+    settings = load_settings()
+    token = st.session_state.get("token")
+    kept = st.session_state.get("api_client")
+    if kept is not None and (kept.base_url, kept.token) == (settings.API_URL.rstrip("/"),
+                                                            token):
+        return kept
+    if kept is not None:
+        kept.close()
+    made = ApiClient(settings.API_URL, token, settings.CONSOLE_SECRET, _browser_ip())
+    st.session_state["api_client"] = made
+    return made
+
+
+def _browser_ip() -> str | None:
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - not every runtime (AppTest) knows the browser
+        return None
+    return address if isinstance(address, str) and address else None
 
 
 def user() -> dict | None:
@@ -43,6 +63,8 @@ def end(notice: str | None = None) -> None:
     """Forget the session (logged out, or the API said it ended)."""
     for key in KEYS:
         st.session_state.pop(key, None)
+    for key in [k for k in st.session_state if str(k).startswith("last-")]:
+        st.session_state.pop(key, None)
     if notice:
         notify("warning", notice)
 
@@ -58,17 +80,25 @@ def show_notices() -> None:
         getattr(st, kind)(text)
 
 
-def fetch(call, *args):
-    """The result of an API call made while drawing the page, or None after showing why
-    it failed; an ended session goes back to the login form."""
+def fetch(call, *args, part: str | None = None):
+    """The result of an API call made while drawing the page. When it fails, says why and
+    returns what `part` (a panel's name) last showed, or None; an ended session goes back
+    to the login form. The next refresh tries again, so a panel recovers by itself."""
     try:
-        return call(*args)
+        result = call(*args)
     except SessionEnded as ended:
         end(ended.message)
         st.rerun(scope="app")
     except ApiError as error:
-        st.error(error.message)
-        return None
+        last = st.session_state.get(f"last-{part}") if part else None
+        if last is not None:
+            st.warning(f"{part}: {error.message} Showing what was last seen.")
+        else:
+            st.error(error.message)
+        return last
+    if part:
+        st.session_state[f"last-{part}"] = result
+    return result
 
 
 def keep_alive() -> None:

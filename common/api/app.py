@@ -19,6 +19,7 @@ from common.api.backfill import Backfill
 from common.api.deps import Resources
 from common.api.fastpath import FastPath
 from common.api.routes import router
+from common.api.supervision import router as supervision_router
 from common.health import ServiceHealth
 from common.resources import assignment_pool, redis_client
 from common.settings import Settings, load_settings
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.include_router(router)
+    app.include_router(supervision_router)
     return app
 
 

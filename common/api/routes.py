@@ -49,7 +49,7 @@ def login(body: LoginRequest, res: Res, conn: Conn):
     """Start a session (SESSION_TTL); an operator becomes available and gets waiting work."""
     token, user = sessions.login(conn, res.presence, res.settings, body.username,
                                  body.password, backfill=res.backfill.request)
-    return {"token": token, "user": user}
+    return {"token": token, "user": user | {"max_assignments": res.settings.MAX_ASSIGNMENTS}}
 
 
 @router.post("/auth/logout", status_code=204, tags=["auth"])
@@ -64,7 +64,8 @@ def heartbeat(res: Res, conn: Conn, bearer: Token):
     """Refresh the session without changing availability (the console, every ~60 s)."""
     user = sessions.heartbeat(conn, res.presence, res.settings, bearer,
                               backfill=res.backfill.request)
-    return {"user": user, "expires_in": res.settings.SESSION_TTL}
+    return {"user": user | {"max_assignments": res.settings.MAX_ASSIGNMENTS},
+            "expires_in": res.settings.SESSION_TTL}
 
 
 @router.post("/users/{user_id}/active", response_model=UserState, tags=["users"])
@@ -85,10 +86,10 @@ def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
 
 @router.get("/users/{user_id}/assignments", response_model=list[Assignment],
             tags=["assignments"])
-def user_assignments(user_id: UserId, conn: Conn, me: CurrentUser):
+def user_assignments(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
     """Live assignments with their event fields, most severe first, then oldest."""
     _user_in_reach(conn, me, user_id)
-    return decisions.list_assignments(conn, user_id)
+    return decisions.list_assignments(conn, user_id, res.settings.ASSIGNMENT_EXPIRY_MINUTES)
 
 
 @router.put("/assignments/{assignment_id}", response_model=Assignment, tags=["assignments"])

@@ -42,6 +42,7 @@ class User(BaseModel):
     name: str
     role: Literal["operator", "supervisor"]
     region: str
+    max_assignments: int | None = Field(None, description="the cap of live assignments")
 
 
 class UserState(User):
@@ -58,10 +59,13 @@ class SessionResponse(BaseModel):
     expires_in: int = Field(description="seconds until the session ends without a heartbeat")
 
 
+RejectReason = Literal["false_alarm", "duplicate", "handled_on_site", "other"]
+
+
 class DecisionRequest(_Body):
     status: Literal["approved", "rejected", "completed"] = Field(
         description="'completed' is accepted as approved, as the original documented")
-    reason: Annotated[Text, Field(max_length=500)] | None = None
+    reason: RejectReason | None = None
     note: Annotated[Text, Field(max_length=5000)] | None = None
 
 
@@ -88,6 +92,7 @@ class Assignment(BaseModel):
     frame_reference: str
     state: str
     event_created_at: datetime
+    expires_at: datetime | None = Field(None, description="when live work is released")
 
 
 class ProcessHealth(BaseModel):

@@ -151,14 +151,17 @@ def get_user(conn: psycopg.Connection, user_id: int) -> dict:
     return user
 
 
-def list_assignments(conn: psycopg.Connection, user_id: int) -> list[dict]:
-    """A user's live assignments with their event fields, most severe first, then oldest."""
+def list_assignments(conn: psycopg.Connection, user_id: int,
+                     expiry_minutes: float | None = None) -> list[dict]:
+    """A user's live assignments with their event fields, most severe first, then oldest;
+    with `expiry_minutes`, each carries its `expires_at`."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             f"""
-            SELECT {_ASSIGNMENT_FIELDS}
+            SELECT {_ASSIGNMENT_FIELDS},
+                   a.created_at + make_interval(secs => %s * 60) AS expires_at
             FROM assignments a JOIN events e USING (event_id)
             WHERE a.user_id = %s AND a.status = 'pending' AND NOT a.deleted
             ORDER BY e.severity DESC, a.created_at, a.assignment_id
-            """, [user_id])
+            """, [expiry_minutes, user_id])
         return cur.fetchall()

@@ -264,14 +264,14 @@ def test_a_decision_answers_the_updated_assignment_and_writes_history(client, se
     headers = login(client)
     [work] = assignments(client, headers)
     answer = decide(client, headers, work["assignment_id"], "rejected",
-                    reason="false alarm", note="a cat")
+                    reason="false_alarm", note="a cat")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["status"], body["decision_reason"], body["decision_note"],
-            body["decided_by"]) == ("rejected", "false alarm", "a cat", JOHN)
+            body["decided_by"]) == ("rejected", "false_alarm", "a cat", JOHN)
     assert history(settings, work["assignment_id"]) == [
         (None, "pending", "assigned", "router", None),
-        ("pending", "rejected", "false alarm", "john.smith", JOHN),
+        ("pending", "rejected", "false_alarm", "john.smith", JOHN),
     ]
     assert load_row(settings, JOHN) == 0
     assert assignments(client, headers) == []

@@ -14,7 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from console.api_client import error_for
-from tests.integration.waiting import add_waiting_events, query
+from console.formatting import plain
+from tests.integration.supervision_helpers import NINA, add_second_us_operator
+from tests.integration.waiting import add_waiting_events, execute, query
 from tests.processes import free_port, serving_api
 
 JOHN = 1
@@ -95,7 +97,7 @@ def test_an_operator_sees_their_queue_most_severe_first_with_a_decision_each(joh
     assert "Motion detection at lobby" in badges[0] and "NA" in badges[0]
     item_captions = [c for c in texts(john.caption) if c.startswith("Camera ")]
     assert item_captions[0].startswith(
-        f"Camera {first['camera_id']} · device {first['device_id']} · assigned ")
+        f"Camera {plain(first['camera_id'])} · device {plain(first['device_id'])} · frame ")
     assert len(buttons(john, "Approve")) == 2 and len(buttons(john, "Reject")) == 2
     assert john.toggle(key="available_toggle").value is True
     assert buttons(john, "Log out")
@@ -112,13 +114,54 @@ def test_approve_approves_that_assignment_in_the_database(john, settings):
     assert texts(john.subheader) == ["Your queue (1)"]
 
 
-def test_reject_records_the_reason_typed_beside_it(john, settings):
+def test_reject_records_the_reason_chosen_beside_it(john, settings):
     first, _ = live_ids(settings)
-    john.text_input(key=f"reason-{first}").input("a cat again")
+    john.selectbox(key=f"reason-{first}").set_value("duplicate").run()
     john.button(key=f"reject-{first}").click().run()
     rejected = assignment(settings, first)
-    assert (rejected["status"], rejected["decision_reason"]) == ("rejected", "a cat again")
+    assert (rejected["status"], rejected["decision_reason"]) == ("rejected", "duplicate")
     assert texts(john.success) == ["Rejected: Motion detection at lobby."]
+    assert texts(john.subheader) == ["Your queue (1)"]
+
+
+def test_reject_as_other_needs_a_note_and_keeps_it(john, settings):
+    first, _ = live_ids(settings)
+    john.button(key=f"reject-{first}").click().run()
+    assert texts(john.warning) == ["Choose a reason to reject: Motion detection at lobby."]
+    john.selectbox(key=f"reason-{first}").set_value("other").run()
+    john.button(key=f"reject-{first}").click().run()
+    assert assignment(settings, first)["status"] == "pending"
+    john.text_input(key=f"note-{first}").input("a cat again")
+    john.button(key=f"reject-{first}").click().run()
+    rejected = assignment(settings, first)
+    assert (rejected["status"], rejected["decision_reason"], rejected["decision_note"]) == (
+        "rejected", "other", "a cat again")
+
+
+def test_release_gives_the_item_back_and_it_leaves_the_list(john, settings):
+    first, second = live_ids(settings)
+    john.button(key=f"release-{first}").click().run()
+    released = assignment(settings, first)
+    assert (released["deleted"], released["release_reason"]) == (True, "released_by_operator")
+    assert texts(john.info)[0] == "Released to the waiting queue: Motion detection at lobby."
+
+
+def test_the_queue_shows_the_cap_and_time_left(john, settings):
+    captions = texts(john.caption)
+    assert "2 / 50 open assignments" in captions
+    assert any(c.startswith("Assigned ") and c.endswith(" left") and "14 min" in c
+               for c in captions)
+
+
+def test_event_fields_are_text_never_markdown_or_html(settings, api_url):
+    add_waiting_events(settings, 1, region="NA", severity=3)
+    execute(settings, "UPDATE events SET location = %s, camera_id = %s",
+            ["**lobby** <b>x</b> :red[y]", "[cam](http://evil.example)"])
+    at = log_in(console(), "john.smith")
+    [line] = [m for m in texts(at.markdown) if "Severity" in m]
+    assert "\\*\\*lobby\\*\\* \\<b\\>x\\</b\\> \\:red\\[y\\]" in line
+    [caption] = [c for c in texts(at.caption) if c.startswith("Camera ")]
+    assert caption.startswith("Camera \\[cam\\]\\(http\\:")
 
 
 def test_approving_work_a_supervisor_already_decided_says_so(john, settings, api_url):
@@ -185,13 +228,12 @@ def test_a_supervisor_sees_the_overview_of_their_region(settings, api_url):
     at = log_in(console(), "sarah.connor")
     assert not at.exception
     assert texts(at.subheader) == ["Region NA"]
-    operators, waiting = (d.value for d in at.dataframe)
+    operators = at.dataframe[0].value
     assert operators.to_dict("records") == [{
-        "Name": "John Smith", "Username": "john.smith", "Logged in": "no",
-        "Available": "no", "Open assignments": 0}]
-    assert dict(zip(waiting["Severity"], waiting["Waiting"], strict=True)) == {
-        5: 0, 4: 3, 3: 0, 2: 0, 1: 0}
-    assert {m.label: m.value for m in at.metric}["Waiting events"] == "3"
+        "Name": "John Smith", "Username": "john.smith", "Load": "0 / 50", "Logged in": "no",
+        "Available": "no", "Last activity": "never"}]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Waiting events"] == "3" and metrics["Open assignments"] == "0"
     assert buttons(at, "Log out") and not buttons(at, "Approve")
 
 
@@ -207,3 +249,39 @@ def test_an_api_that_does_not_answer_is_named_on_the_login_form(monkeypatch):
 def test_a_503_names_the_server_that_is_down():
     error = error_for(503, {"detail": "Redis is unavailable: refused", "server": "Redis"})
     assert error.message.startswith("Redis is down")
+
+
+def test_a_supervisor_moves_one_item_and_releases_another(settings, api_url):
+    add_second_us_operator(settings)
+    add_waiting_events(settings, 2, region="NA", severity=3)
+    john = log_in(console(), "john.smith")
+    assert texts(john.subheader) == ["Your queue (2)"]
+    log_in(console(), "nina.park")
+    first, second = live_ids(settings)
+    at = log_in(console(), "sarah.connor")
+    assert not at.exception
+    assert at.selectbox(key=f"move-to-{first}").options == ["Nina Park"]
+    at.selectbox(key=f"move-to-{first}").set_value(NINA).run()
+    at.button(key=f"move-{first}").click().run()
+    assert (assignment(settings, first)["release_reason"]) == "moved"
+    assert query(settings, "SELECT user_id FROM assignments WHERE status = 'pending' AND "
+                 "NOT deleted AND event_id = %s", [assignment(settings, first)["event_id"]]
+                 )[0]["user_id"] == NINA
+    assert any(t.startswith("Moved to user 11") for t in texts(at.success))
+    at.button(key=f"release-{second}").click().run()
+    assert assignment(settings, second)["release_reason"] == "released_by_supervisor"
+
+
+
+def test_an_api_down_is_named_the_queue_kept_and_it_recovers(john, settings, monkeypatch,
+                                                            api_url):
+    monkeypatch.setenv("API_URL", f"http://127.0.0.1:{free_port()}")
+    john.run()
+    assert not john.exception
+    [warning] = [w for w in texts(john.warning) if w.startswith("Your queue: ")]
+    assert "is not answering" in warning and warning.endswith("Showing what was last seen.")
+    assert texts(john.subheader) == ["Your queue (2)"]
+    monkeypatch.setenv("API_URL", api_url)
+    john.run()
+    assert not [w for w in texts(john.warning) if w.startswith("Your queue: ")]
+    assert texts(john.subheader) == ["Your queue (2)"]

@@ -1,0 +1,154 @@
+"""Supervision endpoints (DESIGN.md "Supervision"): release and move work, the stories of
+assignments and events, a region's audit trail (JSON or CSV) and its metrics.
+
+A supervisor reads and acts within their own region only; an operator may release their
+own work. Each route validates, authorises through its service, and calls it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import StreamingResponse
+
+from common.adapters.supervision_db import HISTORY_COLUMNS
+from common.api.deps import Conn, CurrentUser, Res
+from common.api.responses import codes
+from common.api.schemas import MAX_BIGINT, MAX_INT, Assignment, EventRegion
+from common.api.supervision_schemas import HistoryPage, HistoryRow, MoveRequest, RegionMetrics
+from common.services import analytics, supervision
+from common.services.supervision import Invalid
+
+router = APIRouter()
+
+AssignmentId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
+Region = Annotated[EventRegion, Path()]
+MAX_SPAN = timedelta(days=31)
+CSV_PAGE = 5000
+
+
+@router.post("/assignments/{assignment_id}/release", response_model=Assignment,
+             tags=["supervision"], responses=codes(401, 403, 404, 409, 422, 503))
+def release(assignment_id: AssignmentId, res: Res, conn: Conn, me: CurrentUser):
+    """Give live work back to the waiting set (own work, or any of a supervisor's region)."""
+    return supervision.release(conn, res.presence, res.settings, assignment_id, me,
+                               backfill=res.backfill.request)
+
+
+@router.post("/assignments/{assignment_id}/move", response_model=Assignment,
+             tags=["supervision"], responses=codes(401, 403, 404, 409, 422, 503))
+def move(assignment_id: AssignmentId, body: MoveRequest, res: Res, conn: Conn,
+         me: CurrentUser):
+    """Move live work to an available, present operator of the event's region (cap kept);
+    answers the new assignment."""
+    return supervision.move(conn, res.presence, res.settings, assignment_id, body.user_id, me,
+                            backfill=res.backfill.request)
+
+
+@router.get("/assignments/{assignment_id}/history", response_model=list[HistoryRow],
+            tags=["supervision"], responses=codes(401, 403, 404, 422, 503))
+def assignment_history(assignment_id: AssignmentId, conn: Conn, me: CurrentUser):
+    """Every change of one assignment, oldest first."""
+    return supervision.assignment_story(conn, assignment_id, me)
+
+
+@router.get("/events/{event_id}/history", response_model=list[HistoryRow],
+            tags=["supervision"], responses=codes(401, 403, 404, 422, 503))
+def event_history(event_id: UUID, conn: Conn, me: CurrentUser):
+    """An event's whole story across its assignments, oldest first."""
+    return supervision.event_story(conn, event_id, me)
+
+
+@router.get("/regions/{region}/history", response_model=HistoryPage, tags=["supervision"],
+            responses=codes(401, 403, 422, 503) | {
+                200: {"content": {"text/csv": {}},
+                      "description": "JSON page; with Accept: text/csv every row as CSV"}})
+def region_history(region: Region, res: Res, conn: Conn, me: CurrentUser,
+                   start: Annotated[datetime | None, Query(alias="from")] = None,
+                   end: Annotated[datetime | None, Query(alias="to")] = None,
+                   user_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   cursor: Annotated[str | None, Query(max_length=100)] = None,
+                   accept: Annotated[str, Header()] = "application/json"):
+    """The region's audit trail, newest first, `limit` rows a page (`next_cursor` for the
+    next); `Accept: text/csv` streams every row of the range instead."""
+    start, end = _window(start, end)
+    after = _parse_cursor(cursor)
+    if "text/csv" in accept:
+        supervision.region_history(conn, me, region, start, end, user_id, 1, after)
+        return StreamingResponse(
+            _csv_rows(res, me, region, start, end, user_id, after), media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="history-{region}.csv"'})
+    rows = supervision.region_history(conn, me, region, start, end, user_id, limit, after)
+    last = rows[-1] if len(rows) == limit else None
+    return {"items": rows,
+            "next_cursor": f"{last['at'].isoformat()}|{last['id']}" if last else None}
+
+
+@router.get("/regions/{region}/metrics", response_model=RegionMetrics, tags=["supervision"],
+            responses=codes(401, 403, 422, 503))
+def region_metrics(region: Region, res: Res, conn: Conn, me: CurrentUser,
+                   start: Annotated[datetime | None, Query(alias="from")] = None,
+                   end: Annotated[datetime | None, Query(alias="to")] = None):
+    """Response times (p50/p95 per severity), outcomes and reasons, releases, breaches of
+    RESPONSE_TARGET_MINUTES, per-minute series and rates; default the last hour."""
+    start, end = _window(start, end)
+    return analytics.region_metrics(conn, res.settings, me, region, start, end)
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """[from, to) in UTC: default the hour before now; at most MAX_SPAN; from before to."""
+    end = _utc(end) if end else datetime.now(UTC)
+    start = _utc(start) if start else end - timedelta(hours=1)
+    if start >= end:
+        raise Invalid("'from' must be before 'to'")
+    if end - start > MAX_SPAN:
+        raise Invalid(f"the range may span at most {MAX_SPAN.days} days")
+    return start, end
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _parse_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor:
+        return None
+    at, _, row_id = cursor.rpartition("|")
+    try:
+        return _utc(datetime.fromisoformat(at)), int(row_id)
+    except ValueError:
+        raise Invalid(f"not a cursor this API gave: {cursor!r}") from None
+
+
+def _csv_rows(res, me: dict, region: str, start: datetime, end: datetime,
+              user_id: int | None, after) -> Iterator[str]:
+    """The CSV, a page at a time on a connection of its own (the request's is returned
+    before the body streams)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HISTORY_COLUMNS)
+    while True:
+        with res.pool.connection(timeout=5) as conn:
+            rows = supervision.region_history(conn, me, region, start, end, user_id,
+                                              CSV_PAGE, after)
+        for row in rows:
+            writer.writerow([_cell(row[c]) for c in HISTORY_COLUMNS])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < CSV_PAGE:
+            return
+        after = (rows[-1]["at"], rows[-1]["id"])
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
