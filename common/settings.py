@@ -15,6 +15,8 @@ from croniter import croniter
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The console's secret when none is configured: fine on a laptop, refused in production.
+DEV_CONSOLE_SECRET = "development-console-secret"
 CRON_FIELDS = ("INACTIVE_USER_CRON", "EXPIRED_EVENT_CRON", "CHECK_REVIEWED_CRON")
 
 
@@ -78,11 +80,30 @@ class Settings(BaseSettings):
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Security (docs/decisions.md, "Security model"): production start checks, the console's
+    # shared secret, the API's body limit, password length, server passwords and TLS.
+    APP_ENV: Literal["development", "production"] = "development"
+    CONSOLE_SECRET: str = Field(DEV_CONSOLE_SECRET, min_length=1, max_length=1000)
+    API_MAX_BODY_BYTES: int = Field(1_048_576, ge=1024, le=1 << 30)
+    PASSWORD_MIN_LENGTH: int = Field(12, ge=8, le=1000)
+    REDIS_PASSWORD: str = ""
+    # Overrides REDIS_HOST/PORT/DB/PASSWORD; `rediss://` connects with TLS.
+    REDIS_URL: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
+    POSTGRES_SSLMODE: Literal["disable", "allow", "prefer", "require", "verify-ca",
+                              "verify-full"] | None = None
+
     @field_validator(*CRON_FIELDS)
     @classmethod
     def _cron_parses(cls, value: str) -> str:
         if not croniter.is_valid(value):
             raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+    @field_validator("RABBITMQ_URL")
+    @classmethod
+    def _amqp_url(cls, value: str | None) -> str | None:
+        if value and not value.lower().startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps:// (TLS)")
         return value
 
     # ---- derived names -------------------------------------------------------------
@@ -111,6 +132,8 @@ class Settings(BaseSettings):
         }
         if self.POSTGRES_PASSWORD:
             parts["password"] = self.POSTGRES_PASSWORD
+        if self.POSTGRES_SSLMODE:
+            parts["sslmode"] = self.POSTGRES_SSLMODE
         return " ".join(f"{k}={_libpq_quote(str(v))}" for k, v in parts.items())
 
     @property

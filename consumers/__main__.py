@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 
+from common.production import refuse_unsafe_start
 from common.settings import load_settings
 
 # NAME -> module under consumers/ whose `run(settings)` runs until stopped.
@@ -23,6 +24,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m consumers {{{'|'.join(PROCESSES)}}}", file=sys.stderr)
         return 2
     settings = load_settings()
+    refuse_unsafe_start(settings)
     logging.basicConfig(
         level=settings.LOG_LEVEL,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

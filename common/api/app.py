@@ -13,9 +13,11 @@ from fastapi import FastAPI
 
 from common.adapters.presence import Presence
 from common.api import errors
+from common.api.body_limit import BodyLimit
 from common.api.deps import Resources
 from common.api.fastpath import FastPath
 from common.api.routes import router
+from common.production import refuse_unsafe_start
 from common.resources import assignment_pool, redis_client
 from common.settings import Settings, load_settings
 
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
     app.include_router(router)
     return app
 
@@ -59,4 +62,12 @@ def _close(res: Resources) -> None:
     res.pool.close()
 
 
-app = create_app(load_settings())
+def production_app() -> FastAPI:
+    """The app uvicorn imports; in production it refuses unsafe settings before serving
+    (one line, exit status 2: uvicorn stops at import instead of logging a traceback)."""
+    settings = load_settings()
+    refuse_unsafe_start(settings)
+    return create_app(settings)
+
+
+app = production_app()

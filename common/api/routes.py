@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from common.api.client_address import ClientAddress
 from common.api.deps import Conn, CurrentUser, Res, Token
 from common.api.schemas import (
     MAX_BIGINT,
@@ -49,10 +50,12 @@ async def health(res: Res):
 
 
 @router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
-def login(body: LoginRequest, res: Res, conn: Conn):
-    """Start a session (SESSION_TTL); an operator becomes available and gets waiting work."""
+def login(body: LoginRequest, res: Res, conn: Conn, address: ClientAddress):
+    """Start a session (SESSION_TTL); an operator becomes available and gets waiting work.
+
+    Failed attempts are limited per (username, client address): 429 with Retry-After."""
     token, user = sessions.login(conn, res.presence, res.settings, body.username,
-                                 body.password)
+                                 body.password, address)
     return {"token": token, "user": user}
 
 
