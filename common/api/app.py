@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from common.adapters.presence import Presence
-from common.api import errors
+from common.api import errors, method_not_allowed
 from common.api.body_limit import BodyLimit
 from common.api.deps import Resources
 from common.api.fastpath import FastPath
@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    method_not_allowed.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
     app.include_router(router)
     return app

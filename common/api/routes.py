@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from common.api.client_address import ClientAddress
 from common.api.deps import Conn, CurrentUser, Res, Token
+from common.api.responses import codes
 from common.api.schemas import (
     MAX_BIGINT,
     MAX_INT,
@@ -49,7 +50,8 @@ async def health(res: Res):
     return {"status": "ok", "servers": servers}
 
 
-@router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
+@router.post("/auth/login", response_model=LoginResponse, tags=["auth"],
+             responses=codes(400, 401, 413, 422, 429, 503))
 def login(body: LoginRequest, res: Res, conn: Conn, address: ClientAddress):
     """Start a session (SESSION_TTL); an operator becomes available and gets waiting work.
 
@@ -59,20 +61,22 @@ def login(body: LoginRequest, res: Res, conn: Conn, address: ClientAddress):
     return {"token": token, "user": user}
 
 
-@router.post("/auth/logout", status_code=204, tags=["auth"])
+@router.post("/auth/logout", status_code=204, tags=["auth"], responses=codes(401, 503))
 def logout(res: Res, conn: Conn, bearer: Token) -> None:
     """End the session; the operator's pending work is released at once."""
     sessions.logout(conn, res.presence, res.settings, bearer)
 
 
-@router.post("/auth/heartbeat", response_model=SessionResponse, tags=["auth"])
+@router.post("/auth/heartbeat", response_model=SessionResponse, tags=["auth"],
+             responses=codes(401, 503))
 def heartbeat(res: Res, conn: Conn, bearer: Token):
     """Refresh the session without changing availability (the console, every ~60 s)."""
     user = sessions.heartbeat(conn, res.presence, res.settings, bearer)
     return {"user": user, "expires_in": res.settings.SESSION_TTL}
 
 
-@router.post("/users/{user_id}/active", response_model=UserState, tags=["users"])
+@router.post("/users/{user_id}/active", response_model=UserState, tags=["users"],
+             responses=codes(401, 403, 404, 409, 422, 503))
 def make_available(user_id: UserId, res: Res, conn: Conn, me: CurrentUser, bearer: Token):
     """Available for new work (and the caller's own session refreshed)."""
     target = _user_in_reach(conn, me, user_id)
@@ -80,7 +84,8 @@ def make_available(user_id: UserId, res: Res, conn: Conn, me: CurrentUser, beare
     return sessions.set_available(conn, res.presence, res.settings, target, True, own)
 
 
-@router.delete("/users/{user_id}/active", response_model=UserState, tags=["users"])
+@router.delete("/users/{user_id}/active", response_model=UserState, tags=["users"],
+               responses=codes(401, 403, 404, 422, 503))
 def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
     """No new work while still logged in; current work stays theirs."""
     target = _user_in_reach(conn, me, user_id)
@@ -88,14 +93,15 @@ def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
 
 
 @router.get("/users/{user_id}/assignments", response_model=list[Assignment],
-            tags=["assignments"])
+            tags=["assignments"], responses=codes(401, 403, 404, 422, 503))
 def user_assignments(user_id: UserId, conn: Conn, me: CurrentUser):
     """Live assignments with their event fields, most severe first, then oldest."""
     _user_in_reach(conn, me, user_id)
     return decisions.list_assignments(conn, user_id)
 
 
-@router.put("/assignments/{assignment_id}", response_model=Assignment, tags=["assignments"])
+@router.put("/assignments/{assignment_id}", response_model=Assignment, tags=["assignments"],
+            responses=codes(400, 401, 403, 404, 409, 413, 422, 503))
 def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: Conn,
            me: CurrentUser):
     """Approve or reject a pending assignment ('completed' is approved)."""
@@ -105,7 +111,8 @@ def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: C
     return updated
 
 
-@router.get("/regions/{region}/overview", response_model=RegionOverview, tags=["regions"])
+@router.get("/regions/{region}/overview", response_model=RegionOverview, tags=["regions"],
+            responses=codes(401, 403, 422, 503))
 def region_overview(region: Annotated[EventRegion, Path()], conn: Conn, me: CurrentUser):
     """The region's operators (available, live work, present) and its waiting events by
     severity; for the region's supervisors only (US supervisors for NA)."""
