@@ -56,5 +56,9 @@ bench: db
 	  $(PY) -m $$module || exit 1; \
 	done
 
+# Known vulnerabilities of the locked dependencies (pip-audit, then PyPI's project JSON).
+audit: install
+	$(PY) .ci/audit.py
+
 lint: install
 	$(VENV)/bin/ruff check .

@@ -37,11 +37,11 @@ def check_password(settings: Settings, password: str) -> None:
     if not password:
         raise Refused("the password is empty")
     if settings.APP_ENV == "production":
+        if password == passwords.DEMO_PASSWORD:
+            raise Refused("the demo password is not allowed in production")
         if len(password) < settings.PASSWORD_MIN_LENGTH:
             raise Refused(f"the password is shorter than {settings.PASSWORD_MIN_LENGTH} "
                           "characters (PASSWORD_MIN_LENGTH)")
-        if password == passwords.DEMO_PASSWORD:
-            raise Refused("the demo password is not allowed in production")
 
 
 def list_accounts(conn: psycopg.Connection) -> list[dict]:

@@ -18,7 +18,7 @@ import pytest
 from tests.processes import serving_api
 
 # Examples per operation and phase: enough to reach every documented answer, bounded for CI.
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20261130")
 
 
