@@ -12,30 +12,21 @@ from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
 
 async def _http_error(request: Request, error: HTTPException):
     if error.status_code == 405:
-        scope = {**request.scope, "method": "\x00"}
-        methods = set()
-        for route in _leaves(request.app.router.routes):
-            match, _ = route.matches(scope)
-            if match != Match.NONE:
-                methods |= getattr(route, "methods", None) or set()
-        if methods:
-            error.headers = {**(error.headers or {}), "Allow": ", ".join(sorted(methods))}
+        allowed = [method for method in METHODS if _served(request, method)]
+        if allowed:
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
     return await http_exception_handler(request, error)
 
 
-def _leaves(routes):
-    """Every route, also those of included routers (FastAPI nests them)."""
-    for route in routes:
-        nested = getattr(getattr(route, "original_router", None), "routes", None)
-        if nested is None:
-            nested = getattr(route, "routes", None)
-        if nested is None:
-            yield route
-        else:
-            yield from _leaves(nested)
+def _served(request: Request, method: str) -> bool:
+    """Whether some route (also inside included routers) takes this path with `method`."""
+    scope = {**request.scope, "method": method}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
 
 
 def install(app: FastAPI) -> None:
