@@ -23,6 +23,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 PIP_AUDIT = ROOT / ".venv" / "bin" / "pip-audit"
+# Bounds, so a network that drops packets costs CI minutes, not hours.
+PIP_AUDIT_SECONDS = 600
 
 
 def locked_requirements() -> str:
@@ -33,19 +35,29 @@ def locked_requirements() -> str:
 
 def pip_audit(requirements: str) -> list[dict]:
     """pip-audit's per-package answers: {name, version, vulns} or {name, skip_reason}."""
+    try:
+        return _pip_audit(requirements)
+    except subprocess.TimeoutExpired:
+        print(f"pip-audit did not finish within {PIP_AUDIT_SECONDS} s")
+        return [{"name": name, "version": version, "skip_reason": "timeout"}
+                for name, version in pinned(requirements).items()]
+
+
+def _pip_audit(requirements: str) -> list[dict]:
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as file:
         file.write(requirements)
         file.flush()
         result = subprocess.run(
             [str(PIP_AUDIT), "-r", file.name, "--disable-pip", "--no-deps", "-f", "json",
              "--progress-spinner", "off", "--timeout", "20"],
-            capture_output=True, text=True)
+            capture_output=True, text=True, timeout=PIP_AUDIT_SECONDS)
     try:
         return json.loads(result.stdout)["dependencies"]
     except (json.JSONDecodeError, KeyError):
         print(f"pip-audit gave no report (exit {result.returncode}): "
               f"{result.stderr.strip()[-500:]}")
-        return []
+        return [{"name": name, "version": version, "skip_reason": "no report"}
+                for name, version in pinned(requirements).items()]
 
 
 def latest_release_vulns(name: str, version: str) -> list[dict] | None:
@@ -77,37 +89,55 @@ def _normal(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
+def _pypi_answers() -> bool:
+    try:
+        return httpx.get("https://pypi.org/pypi/pip/json", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def from_project_json(unknown: list[dict]) -> list[list[dict] | None]:
+    """For each package pip-audit skipped: its known vulnerabilities, or None (no data)."""
+    if not unknown:
+        return []
+    if not _pypi_answers():
+        print("PyPI does not answer: the packages pip-audit skipped cannot be audited")
+        return [None] * len(unknown)
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda d: latest_release_vulns(d["name"], d["version"]),
+                             unknown))
+
+
 def main() -> int:
     requirements = locked_requirements()
     versions = pinned(requirements)
     report = pip_audit(requirements)
+    found, audited, not_audited = [], 0, []
+    unknown = [dep for dep in report if "skip_reason" in dep]
     for dep in report:
         dep.setdefault("version", versions.get(_normal(dep["name"]), "?"))
-    found, audited, unknown = [], [], []
-    for dep in report:
         if "skip_reason" not in dep:
-            audited.append(dep["name"])
+            audited += 1
             found += [(dep["name"], dep["version"], v["id"], v.get("fix_versions"))
                       for v in dep.get("vulns", [])]
+    for dep, vulns in zip(unknown, from_project_json(unknown), strict=True):
+        if vulns is None:
+            not_audited.append(f"{dep['name']}=={dep['version']}")
         else:
-            unknown.append(dep)
-    with ThreadPoolExecutor(8) as pool:
-        answers = pool.map(lambda d: latest_release_vulns(d["name"], d["version"]), unknown)
-        not_audited = []
-        for dep, vulns in zip(unknown, answers, strict=True):
-            if vulns is None:
-                not_audited.append(f"{dep['name']}=={dep['version']}")
-                continue
-            audited.append(dep["name"])
+            audited += 1
             found += [(dep["name"], dep["version"], v["id"], v.get("fixed_in")) for v in vulns]
+    return verdict(found, audited, len(report), not_audited)
+
+
+def verdict(found: list[tuple], audited: int, total: int, not_audited: list[str]) -> int:
+    """Print what was and was not audited; 1 on any known vulnerability."""
     for name, version, vuln, fixed in found:
         print(f"VULNERABLE {name}=={version}: {vuln} (fixed in {fixed or 'no release yet'})")
-    total = len(report)
-    print(f"dependency audit: {len(audited)} of {total} locked packages audited, "
+    print(f"dependency audit: {audited} of {total} locked packages audited, "
           f"{len(found)} known vulnerabilities")
     if not_audited:
-        print(f"NOT AUDITED (no vulnerability data reachable for these versions): "
-              f"{', '.join(sorted(not_audited))}")
+        print("NOT AUDITED (no vulnerability data reachable for these versions): "
+              + ", ".join(sorted(not_audited)))
     if found:
         return 1
     if not audited and os.environ.get("AUDIT_REQUIRED") == "1":
