@@ -36,7 +36,10 @@ def _schemathesis(url: str, token: str, *filters: str) -> subprocess.CompletedPr
         "--workers", "1", "--request-timeout", "30",
         "--header", f"Authorization: Bearer {token}", *filters,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # In a temporary directory: schemathesis keeps a cache of its own in the working one.
+    with tempfile.TemporaryDirectory() as workdir:
+        return subprocess.run(command, capture_output=True, text=True, timeout=600,
+                              cwd=workdir)
 
 
 @pytest.fixture
