@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 N ?= 10
 
-.PHONY: install servers db up test generate bench soak bench-cluster lint
+.PHONY: install servers db up test generate bench soak bench-cluster lint password audit
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -32,6 +32,12 @@ up: db
 test: install
 	$(PY) -m pytest
 
+# A new password for one account, read from standard input (asked twice on a terminal);
+# other account commands: python -m common.accounts --help.
+password: install
+	@test -n "$(ACCOUNT)" || { echo "usage: make password ACCOUNT=name" >&2; exit 2; }
+	@$(PY) -m common.accounts password "$(ACCOUNT)"
+
 generate: db
 	$(PY) -m common.services.generator $(N)
 
@@ -48,6 +54,10 @@ soak: db
 
 bench-cluster: db
 	$(PY) -m bench.cluster
+
+# Known vulnerabilities of the locked dependencies (pip-audit, then PyPI's project JSON).
+audit: install
+	$(PY) .ci/audit.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -18,7 +18,7 @@ import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
-from common import heartbeat
+from common import heartbeat, resources
 from common.adapters import broker
 from common.settings import Settings, load_settings
 
@@ -39,15 +39,14 @@ def check_postgres(settings: Settings) -> str | None:
 
 def check_redis(settings: Settings, client: redis.Redis | None = None) -> str | None:
     try:
-        (client or redis.Redis(host=settings.REDIS_HOST, port=settings.REDIS_PORT,
-                               socket_connect_timeout=3, socket_timeout=3)).ping()
+        (client or resources.redis_client(settings, timeout=3)).ping()
     except redis.RedisError as error:
         return _first_line(error)
     return None
 
 
 def check_rabbitmq(settings: Settings) -> str | None:
-    params = pika.URLParameters(settings.rabbitmq_url)
+    params = resources.rabbitmq_parameters(settings)
     params.socket_timeout = 3
     params.connection_attempts = 1
     try:

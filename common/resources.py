@@ -7,6 +7,7 @@ import redis
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from common.adapters.amqp import rabbitmq_parameters  # noqa: F401 - one place to import from
 from common.adapters.broker import ConfirmingPublisher
 from common.settings import Settings
 
@@ -32,16 +33,21 @@ def assignment_pool(settings: Settings, max_size: int = 10) -> ConnectionPool:
     )
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis(
-        host=settings.REDIS_HOST,
-        port=settings.REDIS_PORT,
-        db=settings.REDIS_DB,
-        decode_responses=True,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-        health_check_interval=30,
-    )
+def redis_client(settings: Settings, timeout: float = 5) -> redis.Redis:
+    """Redis from REDIS_URL (`rediss://` is TLS) when set, else REDIS_HOST/PORT/DB, with
+    REDIS_PASSWORD when one is set."""
+    options = {
+        "decode_responses": True,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+    }
+    if settings.REDIS_PASSWORD:
+        options["password"] = settings.REDIS_PASSWORD
+    if settings.REDIS_URL:
+        return redis.Redis.from_url(settings.REDIS_URL, **options)
+    return redis.Redis(host=settings.REDIS_HOST, port=settings.REDIS_PORT,
+                       db=settings.REDIS_DB, **options)
 
 
 def publisher(settings: Settings, name: str) -> ConfirmingPublisher:

@@ -15,6 +15,8 @@ from croniter import croniter
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The console's secret when none is configured: fine on a laptop, refused in production.
+DEV_CONSOLE_SECRET = "development-console-secret"
 CRON_FIELDS = ("INACTIVE_USER_CRON", "EXPIRED_EVENT_CRON", "CHECK_REVIEWED_CRON", "PRUNE_CRON")
 
 
@@ -102,10 +104,20 @@ class Settings(BaseSettings):
     RETENTION_BATCH_SIZE: int = Field(5000, ge=1, le=100_000)
     PRUNE_CRON: str = "30 3 * * *"
     # Supervision and console: response target per severity ("5=1,4=3,..." in minutes),
-    # the frame link of the console, and the secret the console sends the API.
+    # and the frame link of the console.
     RESPONSE_TARGET_MINUTES: str = "5=1,4=3,3=20,2=60,1=60"
     FRAME_URL_TEMPLATE: str = Field("", max_length=2000)
-    CONSOLE_SECRET: str = Field("development-console-secret", min_length=1, max_length=200)
+    # Security (docs/decisions.md, "Security model"): production start checks, the console's
+    # shared secret, the API's body limit, password length, server passwords and TLS.
+    APP_ENV: Literal["development", "production"] = "development"
+    CONSOLE_SECRET: str = Field(DEV_CONSOLE_SECRET, min_length=1, max_length=1000)
+    API_MAX_BODY_BYTES: int = Field(1_048_576, ge=1024, le=1 << 30)
+    PASSWORD_MIN_LENGTH: int = Field(12, ge=8, le=1000)
+    REDIS_PASSWORD: str = ""
+    # Overrides REDIS_HOST/PORT/DB/PASSWORD; `rediss://` connects with TLS.
+    REDIS_URL: str | None = Field(None, pattern=r"^(redis|rediss|unix)://")
+    POSTGRES_SSLMODE: Literal["disable", "allow", "prefer", "require", "verify-ca",
+                              "verify-full"] | None = None
 
     @field_validator(*CRON_FIELDS)
     @classmethod
@@ -139,6 +151,13 @@ class Settings(BaseSettings):
         """Minutes to a decision per severity, 5 to 1."""
         return parse_targets(self.RESPONSE_TARGET_MINUTES)
 
+    @field_validator("RABBITMQ_URL")
+    @classmethod
+    def _amqp_url(cls, value: str | None) -> str | None:
+        if value and not value.lower().startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps:// (TLS)")
+        return value
+
     # ---- derived names -------------------------------------------------------------
 
     def name(self, base: str) -> str:
@@ -165,6 +184,8 @@ class Settings(BaseSettings):
         }
         if self.POSTGRES_PASSWORD:
             parts["password"] = self.POSTGRES_PASSWORD
+        if self.POSTGRES_SSLMODE:
+            parts["sslmode"] = self.POSTGRES_SSLMODE
         return " ".join(f"{k}={_libpq_quote(str(v))}" for k, v in parts.items())
 
     @property

@@ -10,12 +10,18 @@ from __future__ import annotations
 import streamlit as st
 
 from common.domain.routing import served_region
+from common.production import startup_refusal
+from common.settings import load_settings
 from console import audit_page, login_page, operator_page, state, supervisor_page
 from console.api_client import ApiError, SessionEnded
 
 
 def main() -> None:
     st.set_page_config(page_title="Event review console", layout="wide")
+    refusal = startup_refusal(load_settings(), accounts=False)
+    if refusal:
+        st.error(refusal)
+        st.stop()
     me = state.user()
     if me is None:
         pages = [st.Page(login_page.render, title="Log in", url_path="login")]

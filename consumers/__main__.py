@@ -12,6 +12,7 @@ import logging
 import sys
 
 from common import heartbeat
+from common.production import refuse_unsafe_start
 from common.settings import load_settings
 
 # NAME -> module under consumers/ whose `run(settings)` runs until stopped.
@@ -49,6 +50,7 @@ def main(argv: list[str]) -> int:
               f"| {{{'|'.join(TOOLS)}}} QUEUE", file=sys.stderr)
         return 2
     settings = load_settings()
+    refuse_unsafe_start(settings)
     logging.basicConfig(
         level=settings.LOG_LEVEL,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from common import heartbeat
+from common.production import refuse_unsafe_start
 from common.settings import Settings, load_settings
 
 # reconcile-counters has no variable of its own in DESIGN.md; consumers also reconcile at
@@ -147,6 +148,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     settings = with_defaults(load_settings(), args.default)
+    refuse_unsafe_start(settings)
     try:
         jobs = select(args.only) if args.only else list(JOBS)
         deployments = build_deployments(settings, jobs)

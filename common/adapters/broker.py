@@ -18,6 +18,7 @@ import pika
 from pika.adapters.blocking_connection import _IoloopTimerContext
 from pika.exceptions import AMQPError
 
+from common.adapters.amqp import rabbitmq_parameters
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def declare_queues(channel, settings: Settings, bases: Iterable[str] = QUEUES) -
 
 
 def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
-    params = pika.URLParameters(settings.rabbitmq_url)
+    params = rabbitmq_parameters(settings)
     params.heartbeat = 30
     params.blocked_connection_timeout = 60
     params.connection_attempts = 1

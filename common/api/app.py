@@ -14,13 +14,15 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from common.adapters.presence import Presence
-from common.api import errors
+from common.api import errors, method_not_allowed
 from common.api.backfill import Backfill
+from common.api.body_limit import BodyLimit
 from common.api.deps import Resources
 from common.api.fastpath import FastPath
 from common.api.routes import router
 from common.api.supervision import router as supervision_router
 from common.health import ServiceHealth
+from common.production import refuse_unsafe_start
 from common.resources import assignment_pool, redis_client
 from common.settings import Settings, load_settings
 
@@ -49,6 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    method_not_allowed.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
     app.include_router(router)
     app.include_router(supervision_router)
     return app
@@ -76,4 +80,12 @@ def _close(res: Resources) -> None:
     res.pool.close()
 
 
-app = create_app(load_settings())
+def production_app() -> FastAPI:
+    """The app uvicorn imports; in production it refuses unsafe settings before serving
+    (one line, exit status 2: uvicorn stops at import instead of logging a traceback)."""
+    settings = load_settings()
+    refuse_unsafe_start(settings)
+    return create_app(settings)
+
+
+app = production_app()

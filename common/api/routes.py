@@ -8,7 +8,9 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from common.api.client_address import ClientAddress
 from common.api.deps import Conn, CurrentUser, Res, Token
+from common.api.responses import codes
 from common.api.schemas import (
     MAX_BIGINT,
     MAX_INT,
@@ -44,22 +46,26 @@ async def health(request: Request):
     return JSONResponse(body, status_code=code) if code != 200 else body
 
 
-@router.post("/auth/login", response_model=LoginResponse, tags=["auth"])
-def login(body: LoginRequest, res: Res, conn: Conn):
-    """Start a session (SESSION_TTL); an operator becomes available and gets waiting work."""
+@router.post("/auth/login", response_model=LoginResponse, tags=["auth"],
+             responses=codes(400, 401, 413, 422, 429, 503))
+def login(body: LoginRequest, res: Res, conn: Conn, address: ClientAddress):
+    """Start a session (SESSION_TTL); an operator becomes available and gets waiting work.
+
+    Failed attempts are limited per (username, client address): 429 with Retry-After."""
     token, user = sessions.login(conn, res.presence, res.settings, body.username,
-                                 body.password, backfill=res.backfill.request)
+                                 body.password, address, backfill=res.backfill.request)
     return {"token": token, "user": user | {"max_assignments": res.settings.MAX_ASSIGNMENTS}}
 
 
-@router.post("/auth/logout", status_code=204, tags=["auth"])
+@router.post("/auth/logout", status_code=204, tags=["auth"], responses=codes(401, 503))
 def logout(res: Res, conn: Conn, bearer: Token) -> None:
     """End the session; if it was an operator's last live session, their pending work is
     released at once."""
     sessions.logout(conn, res.presence, res.settings, bearer, backfill=res.backfill.request)
 
 
-@router.post("/auth/heartbeat", response_model=SessionResponse, tags=["auth"])
+@router.post("/auth/heartbeat", response_model=SessionResponse, tags=["auth"],
+             responses=codes(401, 503))
 def heartbeat(res: Res, conn: Conn, bearer: Token):
     """Refresh the session without changing availability (the console, every ~60 s)."""
     user = sessions.heartbeat(conn, res.presence, res.settings, bearer,
@@ -68,7 +74,8 @@ def heartbeat(res: Res, conn: Conn, bearer: Token):
             "expires_in": res.settings.SESSION_TTL}
 
 
-@router.post("/users/{user_id}/active", response_model=UserState, tags=["users"])
+@router.post("/users/{user_id}/active", response_model=UserState, tags=["users"],
+             responses=codes(401, 403, 404, 409, 422, 503))
 def make_available(user_id: UserId, res: Res, conn: Conn, me: CurrentUser, bearer: Token):
     """Available for new work (and the caller's own session refreshed)."""
     target = _user_in_reach(conn, me, user_id)
@@ -77,7 +84,8 @@ def make_available(user_id: UserId, res: Res, conn: Conn, me: CurrentUser, beare
                                   backfill=res.backfill.request)
 
 
-@router.delete("/users/{user_id}/active", response_model=UserState, tags=["users"])
+@router.delete("/users/{user_id}/active", response_model=UserState, tags=["users"],
+               responses=codes(401, 403, 404, 422, 503))
 def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
     """No new work while still logged in; current work stays theirs."""
     target = _user_in_reach(conn, me, user_id)
@@ -85,14 +93,15 @@ def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
 
 
 @router.get("/users/{user_id}/assignments", response_model=list[Assignment],
-            tags=["assignments"])
+            tags=["assignments"], responses=codes(401, 403, 404, 422, 503))
 def user_assignments(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
     """Live assignments with their event fields, most severe first, then oldest."""
     _user_in_reach(conn, me, user_id)
     return decisions.list_assignments(conn, user_id, res.settings.ASSIGNMENT_EXPIRY_MINUTES)
 
 
-@router.put("/assignments/{assignment_id}", response_model=Assignment, tags=["assignments"])
+@router.put("/assignments/{assignment_id}", response_model=Assignment, tags=["assignments"],
+            responses=codes(400, 401, 403, 404, 409, 413, 422, 503))
 def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: Conn,
            me: CurrentUser):
     """Approve or reject a pending assignment ('completed' is approved)."""
@@ -103,7 +112,8 @@ def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: C
     return updated
 
 
-@router.get("/regions/{region}/overview", response_model=RegionOverview, tags=["regions"])
+@router.get("/regions/{region}/overview", response_model=RegionOverview, tags=["regions"],
+            responses=codes(401, 403, 422, 503))
 def region_overview(region: Annotated[EventRegion, Path()], conn: Conn, me: CurrentUser):
     """The region's operators (available, live work, present) and its waiting events by
     severity; for the region's supervisors only (US supervisors for NA)."""

@@ -24,7 +24,9 @@ def _storable(value: str) -> str:
     return value
 
 
-Text = Annotated[StrictStr, AfterValidator(_storable)]
+# The pattern says in the schema what `_storable` enforces, so a client (and schemathesis)
+# knows that a NUL character is refused.
+Text = Annotated[StrictStr, Field(pattern=r"^[^\x00]*$"), AfterValidator(_storable)]
 
 
 class _Body(BaseModel):

@@ -13,27 +13,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from functools import cache
 
 import psycopg
 import redis
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from common.adapters import assignment_db as db
 from common.adapters.presence import Presence
 from common.domain.decisions import OPERATOR
-from common.services import assignment, releases
-from common.services.errors import Conflict, TooManyAttempts, Unauthorized
+from common.services import assignment, login_throttle, passwords, releases
+from common.services.errors import Conflict, Unauthorized
 from common.services.releases import BackfillHook
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): about 35 ms here.
-# argon2-cffi's defaults (64 MiB, 3 passes, 4 lanes) took about 280 ms on 2 cores, more than
-# the whole login-to-work budget, and would let a burst of logins exhaust the CPU.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 _USER_COLUMNS = "u.id, u.username, u.name, u.role, u.region, u.available"
 
 
@@ -41,34 +34,26 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
-@cache
-def _dummy_hash() -> str:
-    """A hash to verify against when the username is unknown, so timing does not tell."""
-    return _hasher.hash(secrets.token_urlsafe(16))
-
-
-def _failures_key(settings: Settings, username: str) -> str:
-    return settings.name(f"login_failures:{username}")
-
-
 def login(conn: psycopg.Connection, presence: Presence, settings: Settings,
-          username: str, password: str,
+          username: str, password: str, address: str = "unknown",
           backfill: BackfillHook | None = None) -> tuple[str, dict]:
     """Check the password, start a session, make an operator available, backfill.
 
-    Returns (token, user). Raises TooManyAttempts while the username is locked out after
-    LOGIN_MAX_FAILURES failures, Unauthorized for a wrong username or password.
+    `address` is the client's (the API's client_address). Returns (token, user). Raises
+    TooManyAttempts while (username, address) has used up its attempts (the password is
+    then not checked at all), Unauthorized for a wrong username or password or a
+    disabled account.
     """
-    _refuse_if_locked(presence.client, settings, username)
+    login_throttle.count_attempt(presence.client, settings, username, address)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             "SELECT id, username, name, role, region, password_hash FROM users "
-            "WHERE username = %s", [username])
+            "WHERE username = %s AND NOT disabled", [username])
         row = cur.fetchone()
-    if not _password_matches(row["password_hash"] if row else None, password):
-        _count_failure(presence.client, settings, username)
+    if not passwords.matches(row["password_hash"] if row else None, password):
+        log.warning("failed login for %r from %s", username, address)
         raise Unauthorized("wrong username or password")
-    presence.client.delete(_failures_key(settings, username))
+    login_throttle.clear(presence.client, settings, username, address)
     token = secrets.token_urlsafe(32)
     user = _start_session(conn, settings, row, token)
     presence.touch_session(user["id"])
@@ -77,36 +62,6 @@ def login(conn: psycopg.Connection, presence: Presence, settings: Settings,
         _backfill(conn, presence, settings, "login", user["id"], backfill)
     log.info("user %s (%s) logged in", user["id"], username)
     return token, user
-
-
-def _refuse_if_locked(client: redis.Redis, settings: Settings, username: str) -> None:
-    key = _failures_key(settings, username)
-    failures = int(client.get(key) or 0)
-    if failures >= settings.LOGIN_MAX_FAILURES:
-        retry_after = max(client.ttl(key), 1)
-        log.warning("login for %r refused: %s failures, locked %ss", username, failures,
-                    retry_after)
-        raise TooManyAttempts(
-            f"too many failed logins for this username; try again in {retry_after} s",
-            retry_after)
-
-
-def _password_matches(stored: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def _count_failure(client: redis.Redis, settings: Settings, username: str) -> None:
-    """One more failure; the count (and the lockout) lasts LOGIN_LOCKOUT_SECONDS from the
-    last failure."""
-    key = _failures_key(settings, username)
-    pipe = client.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, settings.LOGIN_LOCKOUT_SECONDS)
-    failures, _ = pipe.execute()
-    log.warning("failed login for %r (%s in a row)", username, failures)
 
 
 def _start_session(conn: psycopg.Connection, settings: Settings, row: dict,
@@ -130,7 +85,7 @@ def authenticate(conn: psycopg.Connection, presence: Presence, settings: Setting
         cur.execute(
             f"SELECT {_USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id "
             "WHERE s.token_hash = %s AND s.ended_at IS NULL AND s.expires_at > now() "
-            "AND s.created_at + make_interval(secs => %s) > now()",
+            "AND s.created_at + make_interval(secs => %s) > now() AND NOT u.disabled",
             [token_hash(token), settings.SESSION_MAX_HOURS * 3600])
         user = cur.fetchone()
     if user is None:

@@ -32,6 +32,12 @@ def test_namespace_prefixes_names():
         ("CHECK_REVIEWED_CRON", "* * *"),
         ("SESSION_TTL", "abc"),
         ("NAMESPACE", "bad name/with slash"),
+        ("APP_ENV", "prod"),
+        ("API_MAX_BODY_BYTES", "0"),
+        ("RABBITMQ_URL", "http://rabbit.example/"),
+        ("REDIS_URL", "localhost:6379"),
+        ("POSTGRES_SSLMODE", "yes"),
+        ("PASSWORD_MIN_LENGTH", "4"),
     ],
 )
 def test_nonsense_is_refused_naming_the_variable(variable, value):
@@ -54,3 +60,17 @@ def test_a_process_refuses_to_start_with_one_line_naming_the_variable():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "MAX_ASSIGNMENTS" in lines[0]
+
+
+def test_tls_and_passwords_reach_the_clients():
+    from common.resources import rabbitmq_parameters, redis_client
+
+    s = Settings(_env_file=None, POSTGRES_SSLMODE="verify-full", REDIS_PASSWORD="pw",
+                 REDIS_URL="rediss://redis.example:6380/1",
+                 RABBITMQ_URL="amqps://events:pw@rabbit.example/")
+    assert "sslmode='verify-full'" in s.relay_dsn
+    pool = redis_client(s).connection_pool
+    assert pool.connection_class.__name__ == "SSLConnection"
+    assert pool.connection_kwargs["password"] == "pw"
+    params = rabbitmq_parameters(s)
+    assert params.ssl_options.server_hostname == "rabbit.example" and params.port == 5671
