@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     LOGIN_LOCKOUT_SECONDS: int = Field(60, ge=1)
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Observability: log lines as text or JSON; each consumer's Prometheus port (unset: the
+    # process's own default, 0: no metrics); how long the API's /metrics reuses its reading.
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    METRICS_PORT: int | None = Field(None, ge=0, le=65535)
+    METRICS_HOST: str = "0.0.0.0"
+    METRICS_CACHE_SECONDS: float = Field(2.0, ge=0, le=60)
 
     @field_validator(*CRON_FIELDS)
     @classmethod

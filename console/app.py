@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import streamlit as st
 
+from common import logs
 from common.domain.routing import served_region
+from common.settings import load_settings
 from console import login_page, operator_page, state, supervisor_page
 from console.api_client import ApiError, SessionEnded
 
 
+@st.cache_resource
+def _logging() -> None:
+    """Once per console server: the log format of every process (common/logs.py)."""
+    logs.configure("console", load_settings())
+
+
 def main() -> None:
+    _logging()
     st.set_page_config(page_title="Event review console", layout="wide")
     me = state.user()
     if me is None:

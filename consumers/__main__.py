@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import sys
 
+from common import logs, metrics
 from common.settings import load_settings
 
 # NAME -> module under consumers/ whose `run(settings)` runs until stopped.
@@ -23,12 +23,8 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m consumers {{{'|'.join(PROCESSES)}}}", file=sys.stderr)
         return 2
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.LOG_LEVEL,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pika narrates every connection step at INFO; its warnings and errors still show.
-    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logs.configure(argv[0], settings)
+    metrics.serve(argv[0], settings)
     module = importlib.import_module(PROCESSES[argv[0]])
     with contextlib.suppress(KeyboardInterrupt):
         module.run(settings)

@@ -25,6 +25,7 @@ import psycopg
 import redis
 from pika.exceptions import AMQPError
 
+from common import metrics
 from common.adapters import broker
 from common.messages import BadMessage, parse
 from common.settings import Settings
@@ -296,6 +297,7 @@ class BatchConsumer:
                                  body=delivery.body, headers=headers)
         self._with_retry(lambda: self._publish_dead_letter(message))
         self.stats["dead_lettered"] += 1
+        metrics.DEAD_LETTERED.labels(queue=self.handler.queue, reason=kind).inc()
 
     def _publish_dead_letter(self, message: broker.Message) -> None:
         if message.key not in self._dlq.publish_batch(self.dlq_base, [message]):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from common import logs
 from common.settings import Settings, load_settings
 
 # reconcile-counters has no variable of its own in DESIGN.md; consumers also reconcile at
@@ -126,6 +127,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     settings = with_defaults(load_settings(), args.default)
+    logs.configure("deployments", settings)
     try:
         jobs = select(args.only) if args.only else list(JOBS)
         deployments = build_deployments(settings, jobs)

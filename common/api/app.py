@@ -11,8 +11,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from common import logs
 from common.adapters.presence import Presence
-from common.api import errors
+from common.api import errors, metrics
 from common.api.deps import Resources
 from common.api.fastpath import FastPath
 from common.api.routes import router
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.include_router(router)
+    metrics.install(app, settings)
     return app
 
 
@@ -59,4 +61,11 @@ def _close(res: Resources) -> None:
     res.pool.close()
 
 
-app = create_app(load_settings())
+def _serving_app() -> FastAPI:
+    """The app uvicorn imports: our log format replaces uvicorn's (which it set up first)."""
+    settings = load_settings()
+    logs.configure("api", settings)
+    return create_app(settings)
+
+
+app = _serving_app()

@@ -51,8 +51,8 @@ def decide(conn: psycopg.Connection, presence: Presence, settings: Settings,
         _record_decision(cur, current, actor_user, new_status, reason, note)
         live = db.drop_load(cur, current["user_id"])
         updated = _fetch(cur, assignment_id)
-    log.info("assignment %s (event %s, user %s) %s by user %s", assignment_id,
-             current["event_id"], current["user_id"], new_status, actor.user_id)
+    log.debug("event %s (assignment %s, user %s) decided: %s by user %s", current["event_id"],
+              assignment_id, current["user_id"], new_status, actor.user_id)
     _after_decision(conn, presence, settings, current["user_id"], live)
     return updated
 
