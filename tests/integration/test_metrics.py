@@ -21,6 +21,7 @@ from common.services import assignment, outbox
 from tests import factories, helpers
 from tests.integration import waiting
 from tests.processes import eventually, free_port, pid_alive, running
+from tests.unit.test_prometheus_config import alert_metrics
 
 
 def scrape(url: str) -> dict[tuple, float]:
@@ -180,6 +181,8 @@ def test_the_api_metrics_match_the_database(settings, conn, operator):
     assert value(samples, "assignment_queue_messages", queue="events.inbound.dlq") == 0
     assert value(samples, "assignment_process_up", process="relay") == 1
     assert value(samples, "assignment_process_up", process="ack") == 0
+    # Every metric an alert rule reads is on the page.
+    assert alert_metrics() - {"up"} <= {name for name, _ in samples}
 
 
 def test_the_api_counts_its_requests_by_route_template_and_decisions_by_outcome(settings):
