@@ -136,7 +136,9 @@ def test_a_second_copy_finds_its_port_taken_logs_one_line_and_keeps_working(
                    message="20 events assigned by the two copies")
         time.sleep(1)
         assert all(pid_alive(p) for p in procs)
-        assert port_value(port, "events_assigned_total") >= 1
+        # The first copy serves its own figures (which copy took the work is the broker's
+        # choice, so only that it answers is certain).
+        assert value(port_samples(port), "events_assigned_total") is not None
     assert log_file.read_text().count("is taken") == 1
 
 
