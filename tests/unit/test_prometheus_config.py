@@ -7,16 +7,23 @@ expression reads is compared with what the API's /metrics exports
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import yaml
+from prometheus_client import REGISTRY
 
 from common import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deployments" / "prometheus"
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset"}
+# The API's /metrics gauges, read on scrape (tests/integration/test_metrics.py checks a real
+# page holds every one an alert reads).
+API_GAUGES = {"assignment_queue_messages", "assignment_process_up", "assignment_waiting_events",
+              "assignment_live_assignments", "assignment_events_breaching_target",
+              "assignment_available_operators", "assignment_outbox_unfinished"}
 ALERTS_REQUIRED = {"DeadLetterQueueGrowing", "EventsBreachingResponseTarget",
                    "ProcessMissingOrStale", "WorkWaitingNobodyAvailable"}
 
@@ -26,18 +33,28 @@ def rules() -> list[dict]:
     return [rule for group in document["groups"] for rule in group["rules"]]
 
 
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (functions, labels, matchers and ranges
+    removed)."""
+    expr = re.sub(r'"[^"]*"', "", expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(on|by|without|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    expr = re.sub(r"\b[a-zA-Z_]\w*\s*\(", "(", expr)
+    return set(re.findall(r"\b[a-zA-Z_:][\w:]*\b", expr)) - PROMQL_WORDS
+
+
 def alert_metrics() -> set[str]:
-    """Every metric name read by an alert expression (functions, labels, matchers and
-    ranges removed)."""
-    names = set()
-    for rule in rules():
-        expr = re.sub(r'"[^"]*"', "", rule["expr"])
-        expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
-        expr = re.sub(r"\b(on|by|without|ignoring|group_left|group_right)\s*\([^)]*\)", "",
-                      expr)
-        expr = re.sub(r"\b[a-zA-Z_]\w*\s*\(", "(", expr)
-        names |= set(re.findall(r"\b[a-zA-Z_:][\w:]*\b", expr)) - PROMQL_WORDS
-    return names
+    """Every metric name read by an alert expression."""
+    return set().union(*(metric_names(rule["expr"]) for rule in rules()))
+
+
+def exported_by_processes() -> set[str]:
+    """Sample names the processes' own counters and histograms can produce."""
+    import common.api.metrics  # noqa: F401 - registers the API's counters
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    return {family.name + suffix for family in REGISTRY.collect()
+            for suffix in suffixes.get(family.type, ("",))}
 
 
 def test_every_alert_has_an_expression_a_duration_a_severity_and_a_summary():
@@ -50,11 +67,16 @@ def test_every_alert_has_an_expression_a_duration_a_severity_and_a_summary():
 
 
 def test_alerts_read_only_metrics_we_export():
-    exported = {"up", "assignment_queue_messages", "assignment_process_up",
-                "assignment_waiting_events", "assignment_live_assignments",
-                "assignment_events_breaching_target", "assignment_available_operators",
-                "assignment_outbox_unfinished"}
+    exported = API_GAUGES | {"up"}
     assert alert_metrics() <= exported, alert_metrics() - exported
+
+
+def test_the_dashboard_reads_only_metrics_we_export():
+    dashboard = json.loads((ROOT / "deployments" / "grafana" / "dashboards"
+                            / "event-assignment.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    read = set().union(*(metric_names(e) for e in exprs))
+    assert read <= exported_by_processes() | API_GAUGES, read - exported_by_processes()
 
 
 def test_prometheus_scrapes_the_api_and_each_consumer_on_its_port():
