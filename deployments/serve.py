@@ -127,7 +127,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     settings = with_defaults(load_settings(), args.default)
-    logs.configure("deployments", settings)
     try:
         jobs = select(args.only) if args.only else list(JOBS)
         deployments = build_deployments(settings, jobs)
@@ -136,6 +135,7 @@ def main(argv: list[str]) -> int:
         return 1
     from prefect import serve
 
+    logs.configure("deployments", settings)  # after Prefect's import, which sets up its own
     serve(*deployments, limit=max(1, args.limit))
     return 0
 
