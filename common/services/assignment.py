@@ -30,6 +30,7 @@ class RouteResult:
     assigned: list[dict] = field(default_factory=list)
     refused: int = 0
     counts: dict[int, int] = field(default_factory=dict)
+    created_at: dict = field(default_factory=dict)  # event id -> source created_at
 
 
 def receive(conn: psycopg.Connection, presence: Presence, settings: Settings,
@@ -47,6 +48,7 @@ def receive(conn: psycopg.Connection, presence: Presence, settings: Settings,
     except Exception:
         _resync_counts(conn, presence)
         raise
+    _count_assigned(result)
     presence.set_counts(result.counts)
     return result
 
@@ -75,6 +77,7 @@ def route_waiting(conn: psycopg.Connection, presence: Presence, settings: Settin
                 result = _route_pass(cur, presence, settings, settings.ASSIGNMENT_BATCH_SIZE)
         finally:
             _resync_counts(conn, presence)
+        _count_assigned(result)
         total += len(result.assigned)
         if not result.assigned:
             break
@@ -115,20 +118,21 @@ def _route_pass(cur, presence: Presence, settings: Settings, limit: int) -> Rout
     result.counts = counts
     if pairs:
         result.assigned = db.insert_assignments(cur, pairs, actor="router", reason="assigned")
-        _count_assigned(drawn, result.assigned)
+        result.created_at = {e["event_id"]: e["created_at"] for e in drawn}
         log.info("assigned %d event(s), %d refused by the cap", len(pairs), refused)
     return result
 
 
-def _count_assigned(drawn: list[dict], assigned: list[dict]) -> None:
-    """Metrics of the assignments just made (counted by the process that made them: the
-    assignment consumer, or the API's backfill), and a DEBUG line for each."""
-    created = {e["event_id"]: e["created_at"] for e in drawn}
-    metrics.EVENTS_ASSIGNED.inc(len(assigned))
+def _count_assigned(result: RouteResult) -> None:
+    """After the commit: metrics of the assignments made (counted by the process that made
+    them: the assignment consumer, or the API's backfill), and a DEBUG line for each."""
+    if not result.assigned:
+        return
+    metrics.EVENTS_ASSIGNED.inc(len(result.assigned))
     metrics.observe_since(metrics.INSERT_TO_ASSIGNED, time.time(),
-                          [created.get(row["event_id"]) for row in assigned])
+                          [result.created_at.get(row["event_id"]) for row in result.assigned])
     if log.isEnabledFor(logging.DEBUG):
-        for row in assigned:
+        for row in result.assigned:
             log.debug("event %s (assignment %s) assigned to user %s", row["event_id"],
                       row["assignment_id"], row["user_id"])
 
