@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     API_DB_POOL_TIMEOUT: float = Field(5.0, gt=0, le=300)
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Observability: log lines as text or JSON; each consumer's Prometheus port (unset: the
+    # process's own default, 0: no metrics); how long the API's /metrics reuses its reading.
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    METRICS_PORT: int | None = Field(None, ge=0, le=65535)
+    METRICS_HOST: str = "0.0.0.0"
+    METRICS_CACHE_SECONDS: float = Field(2.0, ge=0, le=60)
 
     # Operations: dead-letter queue length (a policy, drop-head) and the retention job.
     DLQ_MAX_LENGTH: int = Field(100_000, ge=1, le=100_000_000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from common import logs
 from common.domain.routing import served_region
 from common.production import startup_refusal
 from common.settings import load_settings
@@ -16,7 +17,14 @@ from console import audit_page, login_page, operator_page, state, supervisor_pag
 from console.api_client import ApiError, SessionEnded
 
 
+@st.cache_resource
+def _logging() -> None:
+    """Once per console server: the log format of every process (common/logs.py)."""
+    logs.configure("console", load_settings())
+
+
 def main() -> None:
+    _logging()
     st.set_page_config(page_title="Event review console", layout="wide")
     refusal = startup_refusal(load_settings(), accounts=False)
     if refusal:

@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-from common import heartbeat
+from common import heartbeat, logs, metrics
 from common.production import refuse_unsafe_start
 from common.settings import load_settings
 
@@ -50,13 +50,9 @@ def main(argv: list[str]) -> int:
               f"| {{{'|'.join(TOOLS)}}} QUEUE", file=sys.stderr)
         return 2
     settings = load_settings()
+    logs.configure(argv[0], settings)
     refuse_unsafe_start(settings)
-    logging.basicConfig(
-        level=settings.LOG_LEVEL,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pika narrates every connection step at INFO; its warnings and errors still show.
-    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
+    metrics.serve(argv[0], settings)
     module = importlib.import_module(PROCESSES[argv[0]])
     beating = heartbeat.start(settings, argv[0])
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from common import resources
+from common import metrics, resources
 from common.adapters import broker
 from common.messages import BadMessage, DecisionMessage
 from common.services import outbox
@@ -32,8 +32,15 @@ class AckHandler(DatabaseHandler):
         if result.unknown:
             raise BadMessage(f"unknown assignment {result.unknown[0]}: no outbox row",
                              "unknown_reference")
-        log.debug("finished %d outbox row(s) of %d ack(s)", len(result.finished), len(acks))
-
+        metrics.OUTBOX_FINISHED.inc(len(result.finished))
+        if log.isEnabledFor(logging.DEBUG):
+            finished = set(result.finished)
+            for ack in acks:
+                if ack.assignment_id in finished:
+                    finished.discard(ack.assignment_id)
+                    log.debug("event %s (assignment %s): outbox row finished", ack.event_id,
+                              ack.assignment_id)
+        log.info("finished %d outbox row(s) of %d ack(s)", len(result.finished), len(acks))
 
 
 def run(settings: Settings) -> None:

@@ -33,7 +33,8 @@ class AssignmentHandler(DatabaseHandler):
 
     def handle(self, events: list[OutboundEvent]) -> None:
         result = assignment.receive(self.conn, self.presence, self.settings, events)
-        log.debug("stored %d, assigned %d", result.stored, len(result.assigned))
+        log.info("batch of %d: %d stored, %d assigned", len(events), result.stored,
+                 len(result.assigned))
 
     def on_dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
         """Called by the runner before it dead-letters a message: where the body names an

@@ -9,10 +9,11 @@ decision for an event relay_service does not hold is dead-lettered with the reas
 from __future__ import annotations
 
 import logging
+import time
 
 from pika.exceptions import AMQPError
 
-from common import resources
+from common import metrics, resources
 from common.adapters import broker
 from common.messages import BadMessage, DecisionMessage
 from common.services import inbound
@@ -53,7 +54,9 @@ class InboundHandler(DatabaseHandler):
         if missing:
             raise broker.PublishError(f"{len(missing)} ack(s) not confirmed, e.g. "
                                       f"assignment {min(missing)}")
-        log.debug("applied %d decision(s), %d new", len(decisions), len(result.applied))
+        _count_viewed(decisions, result.applied)
+        log.info("applied %d decision(s), %d new; acks published", len(decisions),
+                 len(result.applied))
 
     def idle(self) -> None:
         """Answer the ack publisher's heartbeats while no decisions arrive, so the broker
@@ -63,6 +66,19 @@ class InboundHandler(DatabaseHandler):
         except (AMQPError, OSError) as error:
             log.info("ack publisher connection lost (%r); reopened on the next publish", error)
             self.publisher.close()
+
+
+def _count_viewed(decisions: list[DecisionMessage], applied: list[dict]) -> None:
+    """Metrics of the decisions applied now (first time only): by outcome, and the time
+    from the operator's decision to the source event Viewed."""
+    by_event = {d.event_id: d for d in decisions}
+    now = time.time()
+    for row in applied:
+        decision = by_event.get(row["event_id"])
+        if decision is None:
+            continue
+        metrics.DECISIONS_VIEWED.labels(decision=decision.decision).inc()
+        metrics.observe_since(metrics.DECISION_TO_VIEWED, now, [decision.decided_at])
 
 
 def run(settings: Settings) -> None:

@@ -22,7 +22,7 @@ from contextlib import suppress
 import psycopg
 from pika.exceptions import AMQPError
 
-from common import heartbeat
+from common import heartbeat, metrics
 from common.adapters.broker import ConfirmingPublisher, PublishError
 from common.resources import relay_connection
 from common.services.relay import backoff, relay_batch, relay_pending_parallel
@@ -93,6 +93,7 @@ class Relay:
         if claimed == batch and confirmed == claimed and not self.stopping.is_set():
             total += relay_pending_parallel(self._pairs, self.settings, batch, self.stopping.is_set)
         if total:
+            metrics.EVENTS_RELAYED.inc(total)
             log.info("dispatched %d events to %s", total, self.settings.name("events.outbound"))
 
     def wait(self) -> None:

@@ -27,7 +27,7 @@ import psycopg
 import redis
 from pika.exceptions import AMQPError
 
-from common import heartbeat
+from common import heartbeat, metrics
 from common.adapters import broker
 from common.messages import BadMessage, parse
 from common.settings import Settings
@@ -349,6 +349,7 @@ class BatchConsumer:
                         self.name, delivery.tag, summary("", error))
             self._publish_dead_letter(delivery, ours)
         self.stats["dead_lettered"] += 1
+        metrics.DEAD_LETTERED.labels(queue=self.handler.queue, reason=kind).inc()
 
     def _tell_handler(self, delivery: Delivery, reason: str, kind: str) -> None:
         try:

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from common import heartbeat
+from common import heartbeat, logs
 from common.production import refuse_unsafe_start
 from common.settings import Settings, load_settings
 
@@ -158,6 +158,7 @@ def main(argv: list[str]) -> int:
     from prefect import serve
     from prefect.settings import get_current_settings
 
+    logs.configure("deployments", settings)  # after Prefect's import, which sets up its own
     api = get_current_settings().api.url
     # Without PREFECT_API_URL Prefect runs a temporary server: nothing to watch or beat for.
     if api is not None:

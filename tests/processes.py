@@ -27,6 +27,8 @@ def running(settings: Settings, *names: str, copies: int = 1, logs=None, **env):
     test fails, so a chatty process never blocks on a full pipe).
     """
     environment = servers.settings_env(settings)
+    # Tests never squat the real metrics ports (9101-9104); a test that wants them says so.
+    environment.setdefault("METRICS_PORT", "0")
     environment.update({k: str(v) for k, v in env.items()})
     environment["PYTHONPATH"] = str(ROOT)
     stack = contextlib.ExitStack()

@@ -13,8 +13,9 @@ import anyio
 import anyio.to_thread
 from fastapi import FastAPI
 
+from common import logs
 from common.adapters.presence import Presence
-from common.api import errors, method_not_allowed
+from common.api import errors, method_not_allowed, metrics
 from common.api.backfill import Backfill
 from common.api.body_limit import BodyLimit
 from common.api.deps import Resources
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
     app.include_router(router)
     app.include_router(supervision_router)
+    metrics.install(app, settings)
     return app
 
 
@@ -81,9 +83,11 @@ def _close(res: Resources) -> None:
 
 
 def production_app() -> FastAPI:
-    """The app uvicorn imports; in production it refuses unsafe settings before serving
-    (one line, exit status 2: uvicorn stops at import instead of logging a traceback)."""
+    """The app uvicorn imports: our log format replaces uvicorn's (which it set up first),
+    and in production it refuses unsafe settings before serving (one line, exit status 2:
+    uvicorn stops at import instead of logging a traceback)."""
     settings = load_settings()
+    logs.configure("api", settings)
     refuse_unsafe_start(settings)
     return create_app(settings)
 

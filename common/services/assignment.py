@@ -8,11 +8,13 @@ operator fast; PostgreSQL's guarded load rows refuse anything over the cap.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
 
+from common import metrics
 from common.adapters import assignment_db as db
 from common.adapters.presence import Presence
 from common.domain import routing
@@ -28,6 +30,7 @@ class RouteResult:
     assigned: list[dict] = field(default_factory=list)
     refused: int = 0
     counts: dict[int, int] = field(default_factory=dict)
+    created_at: dict = field(default_factory=dict)  # event id -> source created_at
 
 
 def receive(conn: psycopg.Connection, presence: Presence, settings: Settings,
@@ -39,13 +42,29 @@ def receive(conn: psycopg.Connection, presence: Presence, settings: Settings,
     try:
         with conn.transaction(), conn.cursor() as cur:
             stored = db.store_events(cur, events)
+            _log_stored(events, stored)
             result = _route_pass(cur, presence, settings, limit=max(len(events), 1) * 2)
             result.stored = len(stored)
     except Exception:
         _resync_counts(conn, presence)
         raise
+    _count_assigned(result)
     presence.set_counts(result.counts)
     return result
+
+
+def _log_stored(events: Sequence[OutboundEvent], stored: list) -> None:
+    """DEBUG: a line per event received, stored (and so waiting) or a duplicate."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    fresh = set(stored)
+    for event in events:
+        if event.event_id in fresh:
+            fresh.discard(event.event_id)
+            log.debug("event %s stored, waiting (region %s, severity %s)", event.event_id,
+                      event.region, event.severity)
+        else:
+            log.debug("event %s already received; duplicate ignored", event.event_id)
 
 
 def route_waiting(conn: psycopg.Connection, presence: Presence, settings: Settings,
@@ -58,6 +77,7 @@ def route_waiting(conn: psycopg.Connection, presence: Presence, settings: Settin
                 result = _route_pass(cur, presence, settings, settings.ASSIGNMENT_BATCH_SIZE)
         finally:
             _resync_counts(conn, presence)
+        _count_assigned(result)
         total += len(result.assigned)
         if not result.assigned and not result.refused:
             break
@@ -99,8 +119,23 @@ def _route_pass(cur, presence: Presence, settings: Settings, limit: int) -> Rout
     result.counts = counts
     if pairs:
         result.assigned = db.insert_assignments(cur, pairs, actor="router", reason="assigned")
+        result.created_at = {e["event_id"]: e["created_at"] for e in drawn}
         log.info("assigned %d event(s), %d refused by the cap", len(pairs), refused)
     return result
+
+
+def _count_assigned(result: RouteResult) -> None:
+    """After the commit: metrics of the assignments made (counted by the process that made
+    them: the assignment consumer, or the API's backfill), and a DEBUG line for each."""
+    if not result.assigned:
+        return
+    metrics.EVENTS_ASSIGNED.inc(len(result.assigned))
+    metrics.observe_since(metrics.INSERT_TO_ASSIGNED, time.time(),
+                          [result.created_at.get(row["event_id"]) for row in result.assigned])
+    if log.isEnabledFor(logging.DEBUG):
+        for row in result.assigned:
+            log.debug("event %s (assignment %s) assigned to user %s", row["event_id"],
+                      row["assignment_id"], row["user_id"])
 
 
 def _draw(cur, settings: Settings, free: dict[str, int], limit: int) -> list[dict]:

@@ -52,8 +52,8 @@ def decide(conn: psycopg.Connection, presence: Presence, settings: Settings,
                     type(error).__name__)
         current, live, updated = _decide_once(conn, assignment_id, actor, actor_user,
                                               status, reason, note)
-    log.info("assignment %s (event %s, user %s) %s by user %s", assignment_id,
-             current["event_id"], current["user_id"], updated["status"], actor.user_id)
+    log.debug("event %s (assignment %s, user %s) decided: %s by user %s", current["event_id"],
+              assignment_id, current["user_id"], updated["status"], actor.user_id)
     _after_decision(conn, presence, settings, current["user_id"], live, backfill)
     return updated
 

@@ -54,8 +54,9 @@ def apply_decisions(conn: psycopg.Connection,
         applied = cur.fetchall()
         cur.execute("SELECT event_id FROM events WHERE event_id = ANY(%s)", [list(first)])
         known = {row["event_id"] for row in cur.fetchall()}
-    for row in applied:
-        log.info("event %s Viewed (assignment %s)", row["event_id"], row["assignment_id"])
+    if log.isEnabledFor(logging.DEBUG):
+        for row in applied:
+            log.debug("event %s (assignment %s) Viewed", row["event_id"], row["assignment_id"])
     return ApplyResult(applied, [event_id for event_id in first if event_id not in known])
 
 

@@ -97,13 +97,26 @@ def _publish_batch(conn: psycopg.Connection, publisher: ConfirmingPublisher,
         # A quorum queue that refused (reject-publish) keeps refusing on that channel even
         # once it accepts again; the next attempt opens a fresh one.
         publisher.close()
-    for row in rows:
-        published = row["assignment_id"] in confirmed
-        log.log(logging.INFO if published else logging.WARNING,
-                "assignment %s (event %s): decision %s to %s",
-                row["assignment_id"], row["event_id"],
-                "published" if published else "NOT confirmed", broker.INBOUND)
+    _log_published(rows, confirmed)
     return len(rows), len(confirmed)
+
+
+def _log_published(rows: list[dict], confirmed: set) -> None:
+    """A line per batch at INFO (a WARNING when some were not confirmed), one per row at
+    DEBUG."""
+    if log.isEnabledFor(logging.DEBUG):
+        for row in rows:
+            log.debug("event %s (assignment %s): decision %s to %s", row["event_id"],
+                      row["assignment_id"],
+                      "published" if row["assignment_id"] in confirmed else "NOT confirmed",
+                      broker.INBOUND)
+    missing = len(rows) - len(confirmed)
+    if missing:
+        log.warning("%d of %d decision(s) not confirmed by %s; the sweep retries them, e.g. "
+                    "assignment %s", missing, len(rows), broker.INBOUND,
+                    next(r["assignment_id"] for r in rows if r["assignment_id"] not in confirmed))
+    else:
+        log.info("published %d decision(s) to %s", len(rows), broker.INBOUND)
 
 
 @dataclass
@@ -129,6 +142,4 @@ def finish(conn: psycopg.Connection, assignment_ids: Sequence[int]) -> FinishRes
         cur.execute("SELECT assignment_id FROM outbox_assignments WHERE assignment_id = ANY(%s)",
                     [ids])
         known = {row["assignment_id"] for row in cur.fetchall()}
-    for assignment_id in finished:
-        log.info("assignment %s: outbox row finished", assignment_id)
     return FinishResult(finished, [i for i in ids if i not in known])

@@ -101,7 +101,9 @@ def relay_batch(
             len(rows) - len(confirmed),
             len(rows),
         )
-    log.debug("dispatched %d events, first %s", len(confirmed), rows[0]["event_id"])
+    if log.isEnabledFor(logging.DEBUG):
+        for event_id in confirmed:
+            log.debug("event %s relayed to %s", event_id, broker.OUTBOUND)
     return len(rows), len(confirmed)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 import redis
 
+from common import metrics
 from common.adapters import assignment_db as db
 from common.adapters.presence import Presence
 from common.services import assignment
@@ -49,8 +50,9 @@ def release(conn: psycopg.Connection, presence: Presence, settings: Settings,
         rows = db.lock_live_assignments(cur, assignment_ids)
         counts = _release_rows(cur, rows, reason, actor, actor_id)
     for row in rows:
-        log.info("released assignment %s (event %s, user %s): %s",
-                 row["assignment_id"], row["event_id"], row["user_id"], reason)
+        log.debug("event %s (assignment %s, user %s) released: %s",
+                  row["event_id"], row["assignment_id"], row["user_id"], reason)
+    metrics.RELEASES.labels(reason=reason).inc(len(rows))
     after_release(conn, presence, settings, counts, backfill)
     return rows
 
@@ -82,8 +84,8 @@ def expire_assignments(conn: psycopg.Connection, presence: Presence,
             counts.update(_release_rows(cur, rows, "expired", "expire-assignments", None))
         released += len(rows)
         for row in rows:
-            log.debug("expired assignment %s (event %s, user %s)",
-                      row["assignment_id"], row["event_id"], row["user_id"])
+            log.debug("event %s (assignment %s, user %s) released: expired",
+                      row["event_id"], row["assignment_id"], row["user_id"])
         if len(rows) < EXPIRE_BATCH:
             break
     assigned = after_release(conn, presence, settings, counts)
