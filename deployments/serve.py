@@ -163,6 +163,7 @@ def main(argv: list[str]) -> int:
     # Without PREFECT_API_URL Prefect runs a temporary server: nothing to watch or beat for.
     if api is not None:
         health = f"{str(api).rstrip('/')}/health"
+        print(f"deployments.serve: waiting for the Prefect server at {health}", flush=True)
         if not wait_for_server(health, START_WAIT_SECONDS):
             print(f"deployments.serve: the Prefect server at {health} did not answer "
                   f"within {START_WAIT_SECONDS:g} s", file=sys.stderr)
@@ -170,6 +171,7 @@ def main(argv: list[str]) -> int:
         heartbeat.start(settings, "deployments")
         threading.Thread(target=watch_server, args=(health,), name="prefect-watch",
                          daemon=True).start()
+    print(f"deployments.serve: serving {len(deployments)} deployments", flush=True)
     serve(*deployments, limit=max(1, args.limit))
     return 0
 
