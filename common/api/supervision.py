@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -16,6 +17,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from common.adapters.supervision_db import HISTORY_COLUMNS
 from common.api.deps import Conn, CurrentUser, Res
@@ -23,13 +25,27 @@ from common.api.responses import codes
 from common.api.schemas import MAX_BIGINT, MAX_INT, Assignment, EventRegion
 from common.api.supervision_schemas import HistoryPage, HistoryRow, MoveRequest, RegionMetrics
 from common.services import analytics, supervision
-from common.services.supervision import Invalid
 
 router = APIRouter()
 
 AssignmentId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
 Region = Annotated[EventRegion, Path()]
 MAX_SPAN = timedelta(days=31)
+# A page's cursor: "<microseconds since 1970 of the last row>_<its history id>". Every string
+# the pattern admits is a cursor the API can read (16 digits of microseconds stay < 2287).
+CURSOR_PATTERN = r"^\d{1,16}_\d{1,18}$"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _iso_only(value):
+    """The schema says an ISO 8601 date-time; pydantic alone would also read a bare number
+    as seconds since 1970."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value):
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-31T08:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 CSV_PAGE = 5000
 
 
@@ -42,7 +58,7 @@ def release(assignment_id: AssignmentId, res: Res, conn: Conn, me: CurrentUser):
 
 
 @router.post("/assignments/{assignment_id}/move", response_model=Assignment,
-             tags=["supervision"], responses=codes(401, 403, 404, 409, 422, 503))
+             tags=["supervision"], responses=codes(400, 401, 403, 404, 409, 413, 422, 503))
 def move(assignment_id: AssignmentId, body: MoveRequest, res: Res, conn: Conn,
          me: CurrentUser):
     """Move live work to an available, present operator of the event's region (cap kept);
@@ -70,11 +86,11 @@ def event_history(event_id: UUID, conn: Conn, me: CurrentUser):
                 200: {"content": {"text/csv": {}},
                       "description": "JSON page; with Accept: text/csv every row as CSV"}})
 def region_history(region: Region, res: Res, conn: Conn, me: CurrentUser,
-                   start: Annotated[datetime | None, Query(alias="from")] = None,
-                   end: Annotated[datetime | None, Query(alias="to")] = None,
+                   start: Annotated[IsoTime | None, Query(alias="from")] = None,
+                   end: Annotated[IsoTime | None, Query(alias="to")] = None,
                    user_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                   cursor: Annotated[str | None, Query(max_length=100)] = None,
+                   cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
                    accept: Annotated[str, Header()] = "application/json"):
     """The region's audit trail, newest first, `limit` rows a page (`next_cursor` for the
     next); `Accept: text/csv` streams every row of the range instead."""
@@ -88,14 +104,14 @@ def region_history(region: Region, res: Res, conn: Conn, me: CurrentUser,
     rows = supervision.region_history(conn, me, region, start, end, user_id, limit, after)
     last = rows[-1] if len(rows) == limit else None
     return {"items": rows,
-            "next_cursor": f"{last['at'].isoformat()}|{last['id']}" if last else None}
+            "next_cursor": _cursor(last) if last else None}
 
 
 @router.get("/regions/{region}/metrics", response_model=RegionMetrics, tags=["supervision"],
             responses=codes(401, 403, 422, 503))
 def region_metrics(region: Region, res: Res, conn: Conn, me: CurrentUser,
-                   start: Annotated[datetime | None, Query(alias="from")] = None,
-                   end: Annotated[datetime | None, Query(alias="to")] = None):
+                   start: Annotated[IsoTime | None, Query(alias="from")] = None,
+                   end: Annotated[IsoTime | None, Query(alias="to")] = None):
     """Response times (p50/p95 per severity), outcomes and reasons, releases, breaches of
     RESPONSE_TARGET_MINUTES, per-minute series and rates; default the last hour."""
     start, end = _window(start, end)
@@ -103,28 +119,31 @@ def region_metrics(region: Region, res: Res, conn: Conn, me: CurrentUser,
 
 
 def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    """[from, to) in UTC: default the hour before now; at most MAX_SPAN; from before to."""
+    """[from, to) in UTC: default the hour before now. A window that ends before it starts
+    holds nothing (an empty answer, not an error: the request is well formed); one longer
+    than MAX_SPAN is cut to the MAX_SPAN before `to`, and the metrics answer says which
+    window it covered."""
     end = _utc(end) if end else datetime.now(UTC)
     start = _utc(start) if start else end - timedelta(hours=1)
-    if start >= end:
-        raise Invalid("'from' must be before 'to'")
-    if end - start > MAX_SPAN:
-        raise Invalid(f"the range may span at most {MAX_SPAN.days} days")
-    return start, end
+    start = max(start, end - MAX_SPAN)
+    return min(start, end), end
 
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def _cursor(row: dict) -> str:
+    return f"{(row['at'] - EPOCH) // timedelta(microseconds=1)}_{row['id']}"
+
+
 def _parse_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """(time, id) of the last row of the page before; the query's pattern admits only
+    cursors that parse."""
     if not cursor:
         return None
-    at, _, row_id = cursor.rpartition("|")
-    try:
-        return _utc(datetime.fromisoformat(at)), int(row_id)
-    except ValueError:
-        raise Invalid(f"not a cursor this API gave: {cursor!r}") from None
+    micros, _, row_id = cursor.partition("_")
+    return EPOCH + timedelta(microseconds=int(micros)), int(row_id)
 
 
 def _csv_rows(res, me: dict, region: str, start: datetime, end: datetime,

@@ -16,7 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?:(:?-)([^}]*))?\}")
+_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 _URL_HOST = re.compile(r"^(\w+://(?:[^@/]*@)?)([\w.-]+)(.*)$")
 
 
@@ -30,6 +30,9 @@ def interpolate(text: str, env: dict[str, str]) -> str:
             return env.get(name) or default
         if operator == "-":
             return env.get(name, default)
+        if operator in (":?", "?") and not env.get(name):
+            # Compose refuses to start without it: so does this test.
+            raise KeyError(f"{name} must be set: {default}")
         return env.get(name, "")
     return _VARIABLE.sub(value, text)
 

@@ -30,9 +30,11 @@ from tests.processes import ROOT, eventually, free_port, stop
 
 SERVER_HOSTS = {"postgres", "redis", "rabbitmq"}
 PUBLISHED = (3000, 3001, 4200)  # API, console, Prefect (DESIGN.md "Ports")
-# What a deployer might export: nothing but the defaults, which work against local servers
-# (RabbitMQ's guest from localhost; any PostgreSQL password under trust authentication).
-DEPLOYER_ENV: dict[str, str] = {}
+# What a deployer exports: the credentials compose requires. These work against the local
+# servers (RabbitMQ's guest from localhost; any PostgreSQL password under trust
+# authentication); everything else keeps the compose file's defaults.
+DEPLOYER_ENV: dict[str, str] = {"POSTGRES_PASSWORD": "postgres", "RABBITMQ_USER": "guest",
+                                "RABBITMQ_PASSWORD": "guest"}
 OPERATORS = {"john.smith": 1, "carlos.garcia": 3, "liu.yang": 4, "mike.ross": 6}
 
 
@@ -45,9 +47,11 @@ def test_every_service_declares_its_image_ports_volumes_and_health_checks():
         assert service.get("image") or service.get("build"), f"{name}: no image or build"
         if "build" in service:
             assert service["image"] == "event-assignment:latest", name
-    published = {int(str(p).split(":")[0]) for svc in services.values()
-                 for p in svc.get("ports", [])}
-    assert published >= {3000, 3001, 4200, 15672}
+    mappings = [str(p).split(":") for svc in services.values() for p in svc.get("ports", [])]
+    published = {int(parts[-2]): parts[:-2] for parts in mappings}
+    assert set(published) >= {3000, 3001, 4200, 15672}
+    # Prefect and the broker's management UI are for this machine only (issue 7).
+    assert published[4200] == ["127.0.0.1"] and published[15672] == ["127.0.0.1"]
     declared = set(spec.get("volumes") or {})
     used = {str(v).split(":")[0] for svc in services.values() for v in svc.get("volumes", [])}
     named = {v for v in used if not v.startswith((".", "/"))}
@@ -56,10 +60,17 @@ def test_every_service_declares_its_image_ports_volumes_and_health_checks():
     for path in used - named:
         assert (ROOT / path).exists(), f"mounted file missing: {path}"
     awaited = {dep for svc in services.values()
-               for dep, cond in (svc.get("depends_on") or {}).items()
+               for dep, cond in _conditions(svc.get("depends_on"))
                if isinstance(cond, dict) and cond.get("condition") == "service_healthy"}
     for name in awaited | {"postgres", "redis", "rabbitmq", "prefect-server"}:
         assert services[name].get("healthcheck", {}).get("test"), f"{name}: no health check"
+
+
+def _conditions(depends_on) -> list[tuple[str, object]]:
+    """depends_on in either compose form: a list of names, or names with conditions."""
+    if isinstance(depends_on, list):
+        return [(name, None) for name in depends_on]
+    return list((depends_on or {}).items())
 
 
 def test_the_dockerfile_is_slim_non_root_and_locked():

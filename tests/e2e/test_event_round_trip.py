@@ -30,7 +30,12 @@ def test_events_inserted_at_the_source_come_back_decided_through_every_process(
         login = http.post("/auth/login", json={"username": "john.smith", "password": "pass123"})
         assert login.status_code == 200
         auth = {"Authorization": f"Bearer {login.json()['token']}"}
-        mine = http.get("/users/1/assignments", headers=auth).json()
+        # The login answers before its backfill (an API thread) has assigned the work.
+        def three_assigned():
+            listed = http.get("/users/1/assignments", headers=auth).json()
+            return listed if len(listed) == 3 else None
+
+        mine = eventually(three_assigned, message="the waiting work assigned after the login")
         assert [a["severity"] for a in mine] == [5, 3, 1]
 
         first, second, third = (a["assignment_id"] for a in mine)

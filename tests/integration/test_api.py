@@ -106,7 +106,7 @@ def test_login_answers_the_token_and_the_user(client):
     body = answer.json()
     assert len(body["token"]) >= 40
     assert body["user"] == {"id": 1, "username": "john.smith", "name": "John Smith",
-                            "role": "operator", "region": "US"}
+                            "role": "operator", "region": "US", "max_assignments": 50}
 
 
 @pytest.mark.parametrize(("username", "password"),

@@ -17,7 +17,7 @@ from console.api_client import error_for
 from console.formatting import plain
 from tests.integration.supervision_helpers import NINA, add_second_us_operator
 from tests.integration.waiting import add_waiting_events, execute, query
-from tests.processes import free_port, serving_api
+from tests.processes import eventually, free_port, serving_api
 
 JOHN = 1
 
@@ -81,6 +81,9 @@ def john(settings, api_url) -> AppTest:
     add_waiting_events(settings, 1, region="NA", severity=5)
     at = log_in(console(), "john.smith")
     assert not at.exception
+    # The API answers the login before its backfill thread has assigned the waiting work.
+    eventually(lambda: len(live_ids(settings)) == 2, message="the login's backfill")
+    at.run()
     return at
 
 
