@@ -96,6 +96,21 @@ def choose(page, label: str, option: str, index: int = 0) -> None:
     page.get_by_role("option", name=option).click()
 
 
+def persist(act, done, tries: int = 3) -> None:
+    """Do what a person does when a click did not take: look, and do it again.
+
+    The page's panels refresh every few seconds; on a loaded machine a click or a choice can
+    land while a panel is being redrawn and be lost. Each try waits up to 20 s for `done`."""
+    for attempt in range(1, tries + 1):
+        act()
+        try:
+            eventually(done, timeout=20)
+            return
+        except AssertionError:
+            if attempt == tries:
+                raise
+
+
 def live(settings, user_id: int) -> list[int]:
     return [r["assignment_id"] for r in query(
         settings, "SELECT a.assignment_id FROM assignments a JOIN events e USING (event_id) "
@@ -122,21 +137,22 @@ def test_an_operator_and_a_supervisor_work_a_shift_in_the_browser(stack, browser
     expect(operator.get_by_text("Your queue (3)")).to_be_visible(timeout=30_000)
     first, second, third = live(settings, JOHN)
 
-    operator.get_by_role("button", name="Approve").first.click()
+    persist(lambda: operator.get_by_role("button", name="Approve").first.click(),
+            lambda: row(settings, first)["status"] == "approved")
     expect(operator.get_by_text("Your queue (2)")).to_be_visible(timeout=30_000)
-    eventually(lambda: row(settings, first)["status"] == "approved", timeout=30)
 
-    choose(operator, "Reason to reject", "False alarm")
-    operator.get_by_role("button", name="Reject").first.click()
-    eventually(lambda: row(settings, second)["status"] == "rejected", timeout=30)
+    def reject_as_false_alarm():
+        choose(operator, "Reason to reject", "False alarm")
+        operator.get_by_role("button", name="Reject").first.click()
+
+    persist(reject_as_false_alarm, lambda: row(settings, second)["status"] == "rejected")
     assert row(settings, second)["decision_reason"] == "false_alarm"
     expect(operator.get_by_text("Your queue (1)")).to_be_visible(timeout=30_000)
     operator.wait_for_timeout(1000)
     operator.screenshot(path=str(SCREENSHOTS / "operator.png"), full_page=True)
 
-    operator.get_by_role("button", name="Release").first.click()
-    eventually(lambda: row(settings, third)["release_reason"] == "released_by_operator",
-               timeout=30)
+    persist(lambda: operator.get_by_role("button", name="Release").first.click(),
+            lambda: row(settings, third)["release_reason"] == "released_by_operator")
 
     # A second operator logs in; more work for John; the supervisor steps in.
     with httpx.Client(base_url=api) as http:
@@ -150,16 +166,17 @@ def test_an_operator_and_a_supervisor_work_a_shift_in_the_browser(stack, browser
     expect(supervisor.get_by_text("Region NA")).to_be_visible(timeout=30_000)
     expect(supervisor.get_by_role("button", name="Move").first).to_be_visible(timeout=30_000)
     johns = live(settings, JOHN)
-    choose(supervisor, "Move to", "Nina Park")
-    supervisor.get_by_role("button", name="Move").first.click()
-    eventually(lambda: row(settings, johns[0])["release_reason"] == "moved", timeout=30)
+    def move_to_nina():
+        choose(supervisor, "Move to", "Nina Park")
+        supervisor.get_by_role("button", name="Move").first.click()
+
+    persist(move_to_nina, lambda: row(settings, johns[0])["release_reason"] == "moved")
     assert query(settings, "SELECT user_id FROM assignments WHERE event_id = %s AND "
                  "status = 'pending' AND NOT deleted",
                  [row(settings, johns[0])["event_id"]])[0]["user_id"] == NINA
     expect(supervisor.get_by_text("Moved to user").first).to_be_visible(timeout=30_000)
-    supervisor.get_by_role("button", name="Release").first.click()
-    eventually(lambda: row(settings, johns[1])["release_reason"] == "released_by_supervisor",
-               timeout=30)
+    persist(lambda: supervisor.get_by_role("button", name="Release").first.click(),
+            lambda: row(settings, johns[1])["release_reason"] == "released_by_supervisor")
     supervisor.wait_for_timeout(2000)  # let the refreshed panels settle for the picture
     supervisor.screenshot(path=str(SCREENSHOTS / "supervisor.png"), full_page=True)
 
