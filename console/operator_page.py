@@ -88,9 +88,10 @@ def _item(item: dict, now: datetime, template: str) -> None:
                      f" · frame {frame_link(item['frame_reference'], template)}")
         info.caption(f"Assigned {age(parse_time(item['created_at']), now)} ago · "
                      f"{left(expires, now)} left")
-        why.selectbox("Reason to reject", list(REASONS), key=f"reason-{key}", index=None,
-                      format_func=REASONS.get, placeholder="Reason to reject",
-                      label_visibility="collapsed")
+        # Radio buttons, not a drop-down: the queue redraws every few seconds, and an open
+        # drop-down would close under the person's pointer.
+        why.radio("Reason to reject", list(REASONS), key=f"reason-{key}", index=None,
+                  format_func=REASONS.get, horizontal=True, label_visibility="collapsed")
         if st.session_state.get(f"reason-{key}") == "other":
             why.text_input("Note", key=f"note-{key}", max_chars=500,
                            placeholder="Why (required for Other)",

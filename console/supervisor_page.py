@@ -101,9 +101,11 @@ def _work_item(item: dict, targets: list[int], operators: dict, now: datetime) -
         info.markdown(f"Severity {item['severity']} · **{plain(what)}** · camera "
                       f"{plain(item['camera_id'])} · assigned "
                       f"{age(parse_time(item['created_at']), now)} ago")
-        target.selectbox("Move to", targets, key=f"move-to-{key}", index=None,
-                         format_func=lambda i: operators[i]["name"],
-                         placeholder="Move to…", label_visibility="collapsed")
+        # Radio buttons, not a drop-down: the panel redraws every few seconds, and an open
+        # drop-down would close under the person's pointer.
+        target.radio("Move to", targets, key=f"move-to-{key}", index=None,
+                     format_func=lambda i: operators[i]["name"], horizontal=True,
+                     label_visibility="collapsed")
         move.button("Move", key=f"move-{key}", on_click=_move, args=(key, what))
         release.button("Release", key=f"release-{key}", on_click=_release, args=(key, what))
 

@@ -91,24 +91,37 @@ def log_in(page, console: str, username: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
-def choose(page, label: str, option: str, index: int = 0) -> None:
-    page.get_by_role("combobox", name=label).nth(index).click()
-    page.get_by_role("option", name=option).click()
-
-
 def persist(act, done, tries: int = 3) -> None:
     """Do what a person does when a click did not take: look, and do it again.
 
     The page's panels refresh every few seconds; on a loaded machine a click or a choice can
-    land while a panel is being redrawn and be lost. Each try waits up to 20 s for `done`."""
+    land while a panel is being redrawn and be lost. `act` names its item by assignment id
+    (the widgets' `st-key-...` classes), so a second try can never touch another item: once
+    the first try has taken, the item is gone and the try fails to find it."""
     for attempt in range(1, tries + 1):
-        act()
         try:
-            eventually(done, timeout=20)
+            act()
+        except playwright_api.Error:
+            if done() or attempt == tries:
+                assert done(), "the action never took"
+                return
+            continue
+        try:
+            eventually(done, timeout=30)
             return
         except AssertionError:
             if attempt == tries:
                 raise
+
+
+def click(page, key: str) -> None:
+    """Click the button whose Streamlit key is `key` (e.g. approve-12)."""
+    page.locator(f".st-key-{key} button").first.click(timeout=15_000)
+
+
+def pick(page, key: str, option: str) -> None:
+    """Choose `option` in the radio group whose Streamlit key is `key` (e.g. reason-12)."""
+    page.locator(f".st-key-{key}").get_by_text(option, exact=True).click(timeout=15_000)
 
 
 def live(settings, user_id: int) -> list[int]:
@@ -137,13 +150,13 @@ def test_an_operator_and_a_supervisor_work_a_shift_in_the_browser(stack, browser
     expect(operator.get_by_text("Your queue (3)")).to_be_visible(timeout=30_000)
     first, second, third = live(settings, JOHN)
 
-    persist(lambda: operator.get_by_role("button", name="Approve").first.click(),
+    persist(lambda: click(operator, f"approve-{first}"),
             lambda: row(settings, first)["status"] == "approved")
     expect(operator.get_by_text("Your queue (2)")).to_be_visible(timeout=30_000)
 
     def reject_as_false_alarm():
-        choose(operator, "Reason to reject", "False alarm")
-        operator.get_by_role("button", name="Reject").first.click()
+        pick(operator, f"reason-{second}", "False alarm")
+        click(operator, f"reject-{second}")
 
     persist(reject_as_false_alarm, lambda: row(settings, second)["status"] == "rejected")
     assert row(settings, second)["decision_reason"] == "false_alarm"
@@ -151,7 +164,7 @@ def test_an_operator_and_a_supervisor_work_a_shift_in_the_browser(stack, browser
     operator.wait_for_timeout(1000)
     operator.screenshot(path=str(SCREENSHOTS / "operator.png"), full_page=True)
 
-    persist(lambda: operator.get_by_role("button", name="Release").first.click(),
+    persist(lambda: click(operator, f"release-{third}"),
             lambda: row(settings, third)["release_reason"] == "released_by_operator")
 
     # A second operator logs in; more work for John; the supervisor steps in.
@@ -167,15 +180,15 @@ def test_an_operator_and_a_supervisor_work_a_shift_in_the_browser(stack, browser
     expect(supervisor.get_by_role("button", name="Move").first).to_be_visible(timeout=30_000)
     johns = live(settings, JOHN)
     def move_to_nina():
-        choose(supervisor, "Move to", "Nina Park")
-        supervisor.get_by_role("button", name="Move").first.click()
+        pick(supervisor, f"move-to-{johns[0]}", "Nina Park")
+        click(supervisor, f"move-{johns[0]}")
 
     persist(move_to_nina, lambda: row(settings, johns[0])["release_reason"] == "moved")
     assert query(settings, "SELECT user_id FROM assignments WHERE event_id = %s AND "
                  "status = 'pending' AND NOT deleted",
                  [row(settings, johns[0])["event_id"]])[0]["user_id"] == NINA
     expect(supervisor.get_by_text("Moved to user").first).to_be_visible(timeout=30_000)
-    persist(lambda: supervisor.get_by_role("button", name="Release").first.click(),
+    persist(lambda: click(supervisor, f"release-{johns[1]}"),
             lambda: row(settings, johns[1])["release_reason"] == "released_by_supervisor")
     supervisor.wait_for_timeout(2000)  # let the refreshed panels settle for the picture
     supervisor.screenshot(path=str(SCREENSHOTS / "supervisor.png"), full_page=True)

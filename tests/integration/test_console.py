@@ -119,7 +119,7 @@ def test_approve_approves_that_assignment_in_the_database(john, settings):
 
 def test_reject_records_the_reason_chosen_beside_it(john, settings):
     first, _ = live_ids(settings)
-    john.selectbox(key=f"reason-{first}").set_value("duplicate").run()
+    john.radio(key=f"reason-{first}").set_value("duplicate").run()
     john.button(key=f"reject-{first}").click().run()
     rejected = assignment(settings, first)
     assert (rejected["status"], rejected["decision_reason"]) == ("rejected", "duplicate")
@@ -131,7 +131,7 @@ def test_reject_as_other_needs_a_note_and_keeps_it(john, settings):
     first, _ = live_ids(settings)
     john.button(key=f"reject-{first}").click().run()
     assert texts(john.warning) == ["Choose a reason to reject: Motion detection at lobby."]
-    john.selectbox(key=f"reason-{first}").set_value("other").run()
+    john.radio(key=f"reason-{first}").set_value("other").run()
     john.button(key=f"reject-{first}").click().run()
     assert assignment(settings, first)["status"] == "pending"
     john.text_input(key=f"note-{first}").input("a cat again")
@@ -263,8 +263,8 @@ def test_a_supervisor_moves_one_item_and_releases_another(settings, api_url):
     first, second = live_ids(settings)
     at = log_in(console(), "sarah.connor")
     assert not at.exception
-    assert at.selectbox(key=f"move-to-{first}").options == ["Nina Park"]
-    at.selectbox(key=f"move-to-{first}").set_value(NINA).run()
+    assert at.radio(key=f"move-to-{first}").options == ["Nina Park"]
+    at.radio(key=f"move-to-{first}").set_value(NINA).run()
     at.button(key=f"move-{first}").click().run()
     assert (assignment(settings, first)["release_reason"]) == "moved"
     assert query(settings, "SELECT user_id FROM assignments WHERE status = 'pending' AND "
