@@ -15,7 +15,8 @@ import uuid
 
 import pytest
 
-from common.resources import assignment_connection
+from common.adapters.presence import Presence
+from common.resources import assignment_connection, redis_client
 from tests import servers
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -43,6 +44,14 @@ def conn(settings):
     """An autocommit connection to the test's assignment_service."""
     with assignment_connection(settings, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture
+def presence(settings):
+    """The test's Redis presence and counters, as a login or a heartbeat writes them."""
+    client = redis_client(settings)
+    yield Presence(client, settings)
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-from common.adapters.presence import Presence
-from common.resources import redis_client
 from common.services import sessions
 from common.services.errors import Unauthorized
 from tests import servers
@@ -16,13 +14,6 @@ from tests.integration.waiting import add_waiting_events, live, load_row, query
 from tests.processes import ROOT
 
 JOHN = 1
-
-
-@pytest.fixture
-def presence(settings):
-    client = redis_client(settings)
-    yield Presence(client, settings)
-    client.close()
 
 
 def accounts(settings, *args: str, stdin: str = "", make: bool = False, **env):

@@ -5,23 +5,14 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from fastapi.testclient import TestClient
 
-from common.adapters.presence import Presence
 from common.api.app import create_app
-from common.resources import assignment_connection, redis_client
+from common.resources import assignment_connection
 from common.services import sessions
 from common.services.errors import TooManyAttempts, Unauthorized
 
 STRANGER, OWNER = "203.0.113.9", "198.51.100.7"
-
-
-@pytest.fixture
-def presence(settings):
-    client = redis_client(settings)
-    yield Presence(client, settings)
-    client.close()
 
 
 def _attempt(settings, presence, password: str, address: str) -> str:

@@ -26,13 +26,6 @@ from tests.processes import eventually
 JOHN = 1
 
 
-@pytest.fixture
-def presence(settings):
-    client = redis_client(settings)
-    yield Presence(client, settings)
-    client.close()
-
-
 def login(conn, presence, settings, username="john.smith"):
     token, _ = sessions.login(conn, presence, settings, username, "pass123")
     return token

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from common.adapters.presence import Presence
-from common.resources import redis_client
 from common.services import sessions
 from common.services.errors import Conflict, TooManyAttempts, Unauthorized
 from tests import servers
@@ -20,13 +18,6 @@ from tests.integration.waiting import (
 )
 
 JOHN = 1
-
-
-@pytest.fixture
-def presence(settings):
-    client = redis_client(settings)
-    yield Presence(client, settings)
-    client.close()
 
 
 def login(conn, presence, settings, username="john.smith", password="pass123"):
