@@ -45,6 +45,10 @@ DEAD_LETTERED = Counter("messages_dead_lettered", "Messages moved to a .dlq by t
 DECISIONS_VIEWED = Counter("decisions_viewed",
                            "Decisions applied to relay_service.events for the first time",
                            ["decision"])
+DEAD_LETTERS_DROPPED = Counter(
+    "dead_letters_dropped_total",
+    "Dead letters pushed out of a full .dlq by its length limit (drop-head), estimated",
+    ["queue"])
 OUTBOX_FINISHED = Counter("outbox_finished", "Outbox rows marked finished by an ack")
 RELEASES = Counter("releases", "Live assignments released back to waiting", ["reason"])
 INSERT_TO_ASSIGNED = Histogram(

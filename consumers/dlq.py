@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 
 import pika
 from pika.exceptions import AMQPError, ChannelClosedByBroker
-from prometheus_client import Counter
 
 from common.adapters import broker
 from common.messages import BadMessage, DecisionMessage, OutboundEvent, parse
+from common.metrics import DEAD_LETTERS_DROPPED
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,6 @@ DEATH_HEADERS = ("x-death", "x-death-reason", "x-death-kind", "x-original-queue"
                  "x-last-death-reason")
 SAMPLE_CHARS = 160
 BATCH = 200
-
-# Defined here until common/metrics.py (observability) gathers every metric.
-DEAD_LETTERS_DROPPED = Counter(
-    "dead_letters_dropped_total",
-    "Dead letters pushed out of a full .dlq by its length limit (drop-head), estimated",
-    ["queue"],
-)
 
 
 class DeadLetterError(Exception):

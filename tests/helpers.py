@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Sequence
 
 import pika
@@ -88,8 +89,12 @@ def outbox_row(conn, assignment_id: int) -> dict:
 
 # ---- RabbitMQ ---------------------------------------------------------------------------
 
-def publish_raw(settings: Settings, base: str, bodies: Sequence[bytes | dict]) -> None:
-    """Put bodies (bytes, or dicts as JSON) on a namespaced queue, as any producer could."""
+def publish_raw(settings: Settings, base: str, bodies: Sequence[bytes | dict],
+                queue: str | None = None, headers: dict | None = None,
+                id_prefix: str | None = None) -> None:
+    """Put bodies (bytes, or dicts as JSON) on a namespaced queue, as any producer could:
+    the work queue of `base`, or `queue` (a full name, such as its `.dlq`). With
+    `id_prefix`, each message gets its own message id starting with it."""
     connection = broker.connect(settings, "test-producer")
     try:
         channel = connection.channel()
@@ -97,8 +102,20 @@ def publish_raw(settings: Settings, base: str, bodies: Sequence[bytes | dict]) -
         channel.confirm_delivery()
         for body in bodies:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            channel.basic_publish("", settings.name(base), data,
-                                  pika.BasicProperties(delivery_mode=2), mandatory=True)
+            channel.basic_publish(
+                "", queue or settings.name(base), data,
+                pika.BasicProperties(delivery_mode=2, headers=headers, message_id=(
+                    f"{id_prefix}{time.time_ns()}" if id_prefix else None)),
+                mandatory=True)
+    finally:
+        connection.close()
+
+
+def depth(settings: Settings, queue: str) -> int:
+    """Messages ready on `queue` (a full name)."""
+    connection = broker.connect(settings, "test-depth")
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         connection.close()
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
-
-import pika
 
 from common.adapters import broker
 from consumers import dlq, dlq_policy
@@ -24,29 +21,10 @@ def command(settings, *args: str, **env) -> subprocess.CompletedProcess:
 def dead_letter(settings, base: str, bodies: list[bytes], kind="invalid_fields",
                 reason="severity: Input should be less than or equal to 5") -> None:
     """Put bodies on `<base>.dlq` with the headers the runner writes."""
-    connection = broker.connect(settings, "test-dead-letter")
-    try:
-        channel = connection.channel()
-        broker.declare_queues(channel, settings, [base])
-        channel.confirm_delivery()
-        for body in bodies:
-            headers = {"x-death-reason": reason, "x-death-kind": kind,
-                       "x-original-queue": settings.name(base)}
-            channel.basic_publish(
-                "", broker.dlq_name(settings.name(base)), body,
-                pika.BasicProperties(delivery_mode=2, headers=headers,
-                                     message_id=f"dlq-1-{time.time_ns()}"),
-                mandatory=True)
-    finally:
-        connection.close()
-
-
-def depth(settings, queue: str) -> int:
-    connection = broker.connect(settings, "test-depth")
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
+    queue = settings.name(base)
+    helpers.publish_raw(settings, base, bodies, queue=broker.dlq_name(queue), headers={
+        "x-death-reason": reason, "x-death-kind": kind, "x-original-queue": queue},
+        id_prefix="dlq-1-")
 
 
 def broker_dead_letter(settings, body: bytes) -> None:
@@ -59,7 +37,7 @@ def broker_dead_letter(settings, body: bytes) -> None:
         method, _, _ = eventually(lambda: (got := channel.basic_get(queue))[0] and got)
         channel.basic_nack(method.delivery_tag, requeue=True)
     connection.close()
-    eventually(lambda: depth(settings, broker.dlq_name(queue)) >= 1)
+    eventually(lambda: helpers.depth(settings, broker.dlq_name(queue)) >= 1)
 
 
 def test_dlq_summarises_reasons_oldest_and_a_sample_without_consuming(settings):
@@ -79,7 +57,7 @@ def test_dlq_summarises_reasons_oldest_and_a_sample_without_consuming(settings):
     assert sample.strip().startswith('sample: {"severity": 9, "x": "yyy')
     assert len(sample) < 200
     # Nothing was taken: the same four are still there, and a second look says the same.
-    assert depth(settings, broker.dlq_name(settings.name(broker.OUTBOUND))) == 4
+    assert helpers.depth(settings, broker.dlq_name(settings.name(broker.OUTBOUND))) == 4
     assert command(settings, "dlq", "events.outbound.dlq").stdout == out
 
 
@@ -134,7 +112,7 @@ def test_a_full_dead_letter_queue_drops_its_oldest_and_says_so(settings):
                                     [f'{{"n": {n}}}'.encode() for n in range(6)])
                 eventually(lambda: _logged(logs, "is full"), timeout=60,
                            message="the consumer logs the overflow")
-            assert depth(settings, queue) == 3
+            assert helpers.depth(settings, queue) == 3
             kept = helpers.drain(settings, queue)
             assert [body for body, _ in kept] == [b'{"n": 3}', b'{"n": 4}', b'{"n": 5}']
             logs.seek(0)
