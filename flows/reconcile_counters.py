@@ -6,25 +6,26 @@ from prefect import flow
 
 from common.adapters.presence import Presence
 from common.resources import assignment_connection, redis_client
-from common.services.reconcile import reconcile_counters as reconcile
+from common.services import reconcile
 from common.settings import load_settings
 from flows import reports
 
 
 @reports.job
-def rebuild() -> dict:
+def rebuild() -> tuple[dict, list[tuple]]:
     settings = load_settings()
     with assignment_connection(settings, autocommit=True) as conn:
-        return reconcile(conn, Presence(redis_client(settings), settings))
+        return reconcile.rebuild(conn, Presence(redis_client(settings), settings))
 
 
 @flow(name="reconcile-counters", log_prints=True)
 def reconcile_counters() -> dict[str, int]:
     """Rebuild `user_assignments` and `active_users` from PostgreSQL; report corrections."""
-    report = rebuild()
+    report, corrected = rebuild()
     print(f"reconcile-counters: reconciled {report['counters_corrected']} counter(s), "
           f"{report['availability_corrected']} availability entr(ies)")
     reports.publish("reconcile-counters", report,
-                    note="Redis counters and availability rewritten from PostgreSQL; the "
-                         "corrected ones are named in the run's logs.")
+                    {"Counters corrected": (["user id", "Redis had", "PostgreSQL holds"],
+                                            corrected)},
+                    note="Redis counters and availability rewritten from PostgreSQL.")
     return report

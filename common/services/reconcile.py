@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 
 def reconcile_counters(conn: psycopg.Connection, presence: Presence) -> dict:
     """Rewrite `user_assignments` and `active_users` from PostgreSQL; report what changed."""
+    return rebuild(conn, presence)[0]
+
+
+def rebuild(conn: psycopg.Connection, presence: Presence) -> tuple[dict, list[tuple]]:
+    """`reconcile_counters`, also returning each corrected counter as (user id, what Redis
+    had or None, what PostgreSQL holds), for the flow's report."""
     with conn.transaction(), conn.cursor() as cur:
         counts = db.live_counts(cur)
         available = db.available_operators(cur)
     before_counts, before_active = presence.counts(), presence.active_users()
     presence.replace_all(counts, available)
-    drift = {uid: (before_counts.get(uid), n) for uid, n in counts.items()
-             if before_counts.get(uid, 0) != n}
+    drift = [(uid, before_counts.get(uid), n) for uid, n in sorted(counts.items())
+             if before_counts.get(uid, 0) != n]
     report = {
         "operators": len(counts),
         "available": len(available),
@@ -33,8 +39,7 @@ def reconcile_counters(conn: psycopg.Connection, presence: Presence) -> dict:
         "availability_corrected": len(set(before_active.items()) ^ set(available.items())),
     }
     if drift:
-        sample = dict(list(drift.items())[:10])
-        log.warning("reconcile corrected %d counter(s) (user: (redis, postgresql)), e.g. %s",
-                    len(drift), sample)
+        log.warning("reconcile corrected %d counter(s) (user, redis, postgresql), e.g. %s",
+                    len(drift), drift[:10])
     log.info("reconciled: %s", report)
-    return report
+    return report, drift

@@ -115,7 +115,8 @@ def test_reconcile_counters_flow_corrects_corrupted_counters(settings, conn, flo
 
     report = state.result()
     assert report["counters_corrected"] == 1
-    assert "| counters corrected | 1 |" in artifact_of(state)
+    text = artifact_of(state)
+    assert "| counters corrected | 1 |" in text and f"| {operator} | 40 | 1 |" in text
     assert presence.counts()[operator] == 1
 
 
