@@ -1,9 +1,11 @@
 """assignment_service read queries for a region's response times, outcomes and series.
 
-Each filters one time range through an index (events (region, created_at); assignments
-(decided_at) and (released_at)) and looks each row's event up by primary key (a LATERAL
-subquery with OFFSET 0: otherwise the planner hashes a sequential scan of every event of
-the region, ten times slower at a million events); percentiles are
+Each filters one time range of one region through an index: events (region, created_at);
+assignments (region, decided_at) and (region, released_at), since an assignment carries its
+event's region and severity (sql/assignment_service/030). Where a query needs more of the
+event (rule type, camera; the first assignment of an event), it looks the row up by key
+(a LATERAL subquery with OFFSET 0: otherwise the planner hashes a sequential scan of every
+event of the region, ten times slower at a million events). Percentiles are
 percentile_cont, per-minute series date_bin. Called by common/services/analytics.py; plans
 and timings at a million rows: bench/bench_supervision.py.
 """
@@ -17,9 +19,25 @@ _REASON = """CASE WHEN a.decision_reason IS NULL THEN NULL
                   WHEN a.decision_reason = ANY(%(reasons)s) THEN a.decision_reason
                   ELSE 'other' END"""
 
-_DECIDED = """FROM assignments a CROSS JOIN LATERAL (SELECT * FROM events ev WHERE ev.event_id = a.event_id OFFSET 0) e
-              WHERE a.decided_at >= %(start)s AND a.decided_at < %(end)s
-                AND e.region = %(region)s"""
+_DECIDED = """FROM assignments a
+              WHERE a.region = %(region)s
+                AND a.decided_at >= %(start)s AND a.decided_at < %(end)s"""
+
+
+def _rates_by(column: str) -> str:
+    """Decisions, approvals and false alarms per value of one event column, top `limit`."""
+    return f"""
+        SELECT e.{column} AS key, count(*) AS decided,
+               count(*) FILTER (WHERE a.status = 'approved') AS approved,
+               count(*) FILTER (WHERE a.status = 'rejected'
+                                AND a.decision_reason = 'false_alarm') AS false_alarms
+        FROM assignments a
+        CROSS JOIN LATERAL (SELECT ev.{column} FROM events ev
+                            WHERE ev.event_id = a.event_id OFFSET 0) e
+        WHERE a.region = %(region)s
+          AND a.decided_at >= %(start)s AND a.decided_at < %(end)s
+        GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %(limit)s"""
+
 
 QUERIES = {
     "time_to_assign": """
@@ -33,19 +51,20 @@ QUERIES = {
           AND f.first_at IS NOT NULL
         GROUP BY e.severity ORDER BY e.severity DESC""",
     "time_to_decide": f"""
-        SELECT e.severity, count(*) AS count,
+        SELECT a.severity, count(*) AS count,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.decided_at - a.created_at)) AS p50_seconds,
                percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM a.decided_at - a.created_at)) AS p95_seconds
         {_DECIDED}
-        GROUP BY e.severity ORDER BY e.severity DESC""",
+        GROUP BY a.severity ORDER BY a.severity DESC""",
     "decisions": f"""
         SELECT a.status AS outcome, {_REASON} AS reason, count(*) AS count
         {_DECIDED}
         GROUP BY 1, 2 ORDER BY 1, 2 NULLS FIRST""",
     "releases": """
         SELECT a.release_reason AS reason, count(*) AS count
-        FROM assignments a CROSS JOIN LATERAL (SELECT * FROM events ev WHERE ev.event_id = a.event_id OFFSET 0) e
-        WHERE a.released_at >= %(start)s AND a.released_at < %(end)s AND e.region = %(region)s
+        FROM assignments a
+        WHERE a.region = %(region)s
+          AND a.released_at >= %(start)s AND a.released_at < %(end)s
         GROUP BY 1 ORDER BY 2 DESC, 1""",
     "breaches": """
         SELECT e.event_id, e.severity, e.rule_type, e.camera_id, e.location, e.created_at,
@@ -77,29 +96,15 @@ QUERIES = {
                count(*) AS count
         {_DECIDED}
         GROUP BY 1, 2 ORDER BY 1, 2""",
-    "by_rule_type": f"""
-        SELECT e.rule_type AS key, count(*) AS decided,
-               count(*) FILTER (WHERE a.status = 'approved') AS approved,
-               count(*) FILTER (WHERE a.status = 'rejected'
-                                AND a.decision_reason = 'false_alarm') AS false_alarms
-        {_DECIDED}
-        GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %(limit)s""",
-    "by_camera": f"""
-        SELECT e.camera_id AS key, count(*) AS decided,
-               count(*) FILTER (WHERE a.status = 'approved') AS approved,
-               count(*) FILTER (WHERE a.status = 'rejected'
-                                AND a.decision_reason = 'false_alarm') AS false_alarms
-        {_DECIDED}
-        GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %(limit)s""",
+    "by_rule_type": _rates_by("rule_type"),
+    "by_camera": _rates_by("camera_id"),
     "now": """
         SELECT (SELECT count(*) FROM events
                 WHERE region = %(region)s AND waiting_since IS NOT NULL) AS waiting,
                (SELECT min(waiting_since) FROM events
                 WHERE region = %(region)s AND waiting_since IS NOT NULL) AS oldest_waiting_since,
                (SELECT count(*) FROM assignments a
-                CROSS JOIN LATERAL (SELECT ev.region FROM events ev
-                                    WHERE ev.event_id = a.event_id OFFSET 0) e
-                WHERE a.status = 'pending' AND NOT a.deleted AND e.region = %(region)s)
+                WHERE a.region = %(region)s AND a.status = 'pending' AND NOT a.deleted)
                    AS live_assignments""",
     "activity": """
         SELECT u.id AS user_id, max(s.last_seen_at) AS last_seen_at

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
+from common.adapters.presence import Presence
 from common.api.app import create_app
+from common.resources import assignment_connection, redis_client
+from common.services import sessions
 from tests.integration.supervision_helpers import NINA, add_second_us_operator
 from tests.integration.waiting import add_waiting_events, execute, history, query
 
@@ -208,3 +213,41 @@ def test_metrics_count_decisions_reasons_releases_and_breaches(client, john, set
     assert inverted.status_code == 200 and inverted.json()["decisions"] == []
     assert client.get("/regions/NA/metrics", headers=sarah,
                       params={"to": "1700000000"}).status_code == 422
+
+
+def test_a_move_waits_for_a_racing_unavailable_and_then_refuses(client, john, settings):
+    """The target is made unavailable by a transaction that has not committed yet when the
+    move starts: the move must wait for it (the router's share lock on the users row) and
+    then refuse, instead of giving work to someone who just said "no more"."""
+    add_second_us_operator(settings)
+    login(client, "nina.park")
+    first, _ = live(settings, JOHN)
+    sarah = login(client, "sarah.connor")
+    nina = query(settings, "SELECT * FROM users WHERE id = %s", [NINA])[0]
+    presence = Presence(redis_client(settings), settings)
+    answers = []
+    with assignment_connection(settings) as conn, conn.transaction():
+        # The real service, inside an outer transaction: its UPDATE holds the row lock.
+        sessions.set_available(conn, presence, settings, nina, on=False)
+        mover = threading.Thread(target=lambda: answers.append(client.post(
+            f"/assignments/{first}/move", headers=sarah, json={"user_id": NINA})))
+        mover.start()
+        assert _waits_for_a_lock(settings, mover), "the move did not wait for the users row"
+    mover.join(timeout=30)
+    assert answers and answers[0].status_code == 409, answers and answers[0].text
+    assert first in live(settings, JOHN) and live(settings, NINA) == []
+    assert query(settings, "SELECT live FROM operator_load WHERE user_id = %s",
+                 [NINA])[0]["live"] == 0
+
+
+def _waits_for_a_lock(settings, thread: threading.Thread, timeout: float = 30) -> bool:
+    """True once another backend of this database waits for a lock; False if the thread
+    finished first (it never waited) or the timeout passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and thread.is_alive():
+        waiting = query(settings, "SELECT count(*) AS n FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        if waiting[0]["n"]:
+            return True
+        time.sleep(0.05)
+    return False
