@@ -93,7 +93,7 @@ def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
 
 
 @router.get("/users/{user_id}/assignments", response_model=list[Assignment],
-            tags=["assignments"], responses=codes(401, 403, 404, 422, 503))
+            tags=["assignments"], responses=codes(304, 401, 403, 404, 422, 503))
 def user_assignments(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
     """Live assignments with their event fields, most severe first, then oldest."""
     _user_in_reach(conn, me, user_id)
@@ -113,7 +113,7 @@ def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: C
 
 
 @router.get("/regions/{region}/overview", response_model=RegionOverview, tags=["regions"],
-            responses=codes(401, 403, 422, 503))
+            responses=codes(304, 401, 403, 422, 503))
 def region_overview(region: Annotated[EventRegion, Path()], conn: Conn, me: CurrentUser):
     """The region's operators (available, live work, present) and its waiting events by
     severity; for the region's supervisors only (US supervisors for NA)."""

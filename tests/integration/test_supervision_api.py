@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from common.adapters import broker
 from common.adapters.presence import Presence
 from common.api.app import create_app
 from common.resources import assignment_connection, redis_client
@@ -251,3 +252,58 @@ def _waits_for_a_lock(settings, thread: threading.Thread, timeout: float = 30) -
             return True
         time.sleep(0.05)
     return False
+
+
+def test_the_polled_reads_answer_304_while_nothing_changed(client, john, settings):
+    first, _ = live(settings, JOHN)
+    sarah = login(client, "sarah.connor")
+    reads = [("/users/1/assignments", john), ("/regions/NA/overview", sarah),
+             ("/regions/NA/now", sarah), (f"/assignments/{first}/history", john)]
+    tags = {}
+    for path, headers in reads:
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 200 and answer.headers["etag"], (path, answer.text)
+        tags[path] = answer.headers["etag"]
+        again = client.get(path, headers=headers | {"If-None-Match": tags[path]})
+        assert (again.status_code, again.content) == (304, b""), path
+        assert again.headers["etag"] == tags[path]
+        other = client.get(path, headers=headers | {"If-None-Match": '"something else"'})
+        assert other.status_code == 200 and other.json() == answer.json(), path
+    client.put(f"/assignments/{first}", headers=john, json={"status": "approved"})
+    for path, headers in reads:
+        changed = client.get(path, headers=headers | {"If-None-Match": tags[path]})
+        assert changed.status_code == 200, path
+        assert changed.headers["etag"] != tags[path], path
+    assert "etag" not in client.get("/health").headers
+    csv_answer = client.get("/regions/NA/history", headers=sarah | {"Accept": "text/csv"})
+    assert "etag" not in csv_answer.headers
+
+
+def test_now_has_the_region_and_the_queue_and_dead_letter_depths(settings):
+    uncached = settings.model_copy(update={"METRICS_CACHE_SECONDS": 0})
+    with SettledClient(create_app(uncached)) as client:
+        add_waiting_events(settings, 1, region="NA", severity=4)
+        john = login(client, "john.smith")
+        [first] = live(settings, JOHN)
+        client.put(f"/assignments/{first}", headers=john, json={"status": "approved"})
+        add_waiting_events(settings, 1, region="NA", severity=4, age_seconds=60)
+        client.delete("/users/1/active", headers=john)
+        with broker.connect(settings, "test-now") as connection:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            broker.declare_queues(channel, settings)
+            channel.basic_publish("", broker.dlq_name(settings.name(broker.ACK)), b"{}",
+                                  mandatory=True)
+        sarah = login(client, "sarah.connor")
+        answer = client.get("/regions/NA/now", headers=sarah)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["waiting"], body["live_assignments"]) == (1, 0)
+        assert body["oldest_waiting_since"] is not None
+        depths = {q["queue"]: q["messages"] for q in body["queues"]}
+        # The decision went to events.inbound by the fast path; nothing consumes it here.
+        assert depths == {"events.outbound": 0, "events.outbound.dlq": 0,
+                          "events.inbound": 1, "events.inbound.dlq": 0,
+                          "ack.queue": 0, "ack.queue.dlq": 1}
+        assert client.get("/regions/EU/now", headers=sarah).status_code == 403
+        assert client.get("/regions/NA/now", headers=john).status_code == 403
