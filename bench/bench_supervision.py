@@ -47,12 +47,12 @@ BUILD = [
        FROM generate_series(1, %(n)s) i""",
     # One assignment per event, 1-120 s after it: 60 %% approved, 35 %% rejected (with
     # reasons), 5 %% released (expired); the last ten minutes still pending.
-    """INSERT INTO assignments (user_id, event_id, region, severity, status, deleted,
-                                created_at, updated_at, decided_at, decided_by,
-                                decision_reason, released_at, release_reason)
+    """INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id,
+                                status, deleted, created_at, updated_at, decided_at,
+                                decided_by, decision_reason, released_at, release_reason)
        SELECT 1000 + (e.h %% 50) * 4 + (CASE e.region WHEN 'NA' THEN 0 WHEN 'EU' THEN 1
                                         WHEN 'APAC' THEN 2 ELSE 3 END),
-              e.event_id, e.region, e.severity, CASE WHEN s.fate = 'released' THEN 'pending' ELSE s.fate END,
+              e.event_id, e.region, e.severity, e.rule_type, e.camera_id, CASE WHEN s.fate = 'released' THEN 'pending' ELSE s.fate END,
               s.fate = 'released', t.at, t.at,
               CASE WHEN s.fate IN ('approved', 'rejected')
                    THEN t.at + make_interval(secs => 5 + e.h %% 900) END,

@@ -154,8 +154,8 @@ def insert_assignments(cur, pairs: Sequence[tuple[int, object]], actor: str, rea
         WITH picked AS (
             SELECT * FROM jsonb_to_recordset(%(pairs)s::jsonb) AS t(user_id int, event_id uuid)
         ), created AS (
-            INSERT INTO assignments (user_id, event_id, region, severity)
-            SELECT p.user_id, p.event_id, e.region, e.severity
+            INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id)
+            SELECT p.user_id, p.event_id, e.region, e.severity, e.rule_type, e.camera_id
             FROM picked p JOIN events e USING (event_id)
             RETURNING assignment_id, user_id, event_id, created_at
         ), logged AS (

@@ -42,10 +42,10 @@ def move(cur, current: dict, target_id: int, actor: str, actor_id: int) -> dict:
             UPDATE assignments SET deleted = true, released_at = now(),
                    release_reason = 'moved', updated_at = now()
             WHERE assignment_id = %(id)s AND status = 'pending' AND NOT deleted
-            RETURNING assignment_id, user_id, event_id, region, severity
+            RETURNING assignment_id, user_id, event_id, region, severity, rule_type, camera_id
         ), new AS (
-            INSERT INTO assignments (user_id, event_id, region, severity)
-            SELECT %(target)s, event_id, region, severity FROM old
+            INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id)
+            SELECT %(target)s, event_id, region, severity, rule_type, camera_id FROM old
             RETURNING assignment_id, user_id, event_id, created_at
         ), logged AS (
             INSERT INTO assignment_history (assignment_id, event_id, user_id, actor_id, actor,

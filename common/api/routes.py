@@ -84,6 +84,14 @@ def make_available(user_id: UserId, res: Res, conn: Conn, me: CurrentUser, beare
                                   backfill=res.backfill.request)
 
 
+@router.get("/users/{user_id}/active", response_model=UserState, tags=["users"],
+            responses=codes(304, 401, 403, 404, 422, 503))
+def availability(user_id: UserId, conn: Conn, me: CurrentUser):
+    """Whether the user is available for new work now, whoever switched it last (the
+    console's queue polls it, so a switch made elsewhere shows within seconds)."""
+    return _user_in_reach(conn, me, user_id)
+
+
 @router.delete("/users/{user_id}/active", response_model=UserState, tags=["users"],
                responses=codes(401, 403, 404, 422, 503))
 def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
