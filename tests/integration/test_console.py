@@ -165,6 +165,9 @@ def test_event_fields_are_text_never_markdown_or_html(settings, api_url):
     execute(settings, "UPDATE events SET location = %s, camera_id = %s",
             ["**lobby** <b>x</b> :red[y]", "[cam](http://evil.example)"])
     at = log_in(console(), "john.smith")
+    # The API answers the login before its backfill thread has assigned the waiting work.
+    eventually(lambda: live_ids(settings), message="the login's backfill")
+    at.run()
     [line] = [m for m in texts(at.markdown) if "Severity" in m]
     assert "\\*\\*lobby\\*\\* \\<b\\>x\\</b\\> \\:red\\[y\\]" in line
     [caption] = [c for c in texts(at.caption) if c.startswith("Camera ")]
