@@ -10,6 +10,10 @@ from __future__ import annotations
 import httpx
 
 TIMEOUT_SECONDS = 10.0
+JSON = "application/json"
+# GET answers kept for If-None-Match, one per path (the last parameters asked): enough for
+# the panels that poll, and bounded however many paths a long session reads.
+KEPT_ANSWERS = 64
 
 
 class ApiError(Exception):
@@ -28,7 +32,10 @@ class SessionEnded(ApiError):
 class ApiClient:
     """Calls to the API for one console session (`token` None before login), over one
     httpx.Client that keeps its connections open. Every call names the browser's address
-    (X-Forwarded-For) and carries the console's secret (X-Console-Secret)."""
+    (X-Forwarded-For) and carries the console's secret (X-Console-Secret).
+
+    A JSON GET answered with an ETag is kept; the next GET of the same path and parameters
+    sends If-None-Match, and a 304 returns the kept data (`not_modified` counts them)."""
 
     def __init__(self, base_url: str, token: str | None = None, secret: str = "",
                  browser_ip: str | None = None):
@@ -39,6 +46,8 @@ class ApiClient:
             headers["X-Forwarded-For"] = browser_ip
         self._http = httpx.Client(base_url=self.base_url, headers=headers,
                                   timeout=TIMEOUT_SECONDS)
+        self._kept: dict[str, tuple[dict | None, str, object]] = {}
+        self.not_modified = 0
 
     def close(self) -> None:
         self._http.close()
@@ -54,6 +63,10 @@ class ApiClient:
     def heartbeat(self) -> dict:
         """Refresh the session; returns the user with their current availability."""
         return self._call("POST", "/auth/heartbeat")["user"]
+
+    def availability(self, user_id: int) -> bool:
+        """Whether the user is available for new work, as the API holds it now."""
+        return self._call("GET", f"/users/{user_id}/active")["available"]
 
     def assignments(self, user_id: int) -> list[dict]:
         return self._call("GET", f"/users/{user_id}/assignments")
@@ -97,22 +110,42 @@ class ApiClient:
     def overview(self, region: str) -> dict:
         return self._call("GET", f"/regions/{region}/overview")
 
+    def now(self, region: str) -> dict:
+        """The region this moment, with the queue and dead-letter depths."""
+        return self._call("GET", f"/regions/{region}/now")
+
     def _call(self, method: str, path: str, json: dict | None = None,
-              params: dict | None = None, accept: str = "application/json"):
+              params: dict | None = None, accept: str = JSON):
         headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        cacheable = method == "GET" and accept == JSON
+        kept = self._kept.get(path) if cacheable else None
+        if kept is not None and kept[0] == params:
+            headers["If-None-Match"] = kept[1]
         try:
             answer = self._http.request(method, path, json=json, params=params,
                                         headers=headers)
         except httpx.HTTPError as error:
             raise ApiError(f"The API at {self.base_url} is not answering ({_reason(error)}). "
                            "Is it running?") from None
-        if answer.is_success and accept != "application/json":
+        if answer.status_code == 304 and "If-None-Match" in headers:
+            self.not_modified += 1
+            return kept[2]
+        if answer.is_success and accept != JSON:
             return answer.text
         if answer.is_success:
-            return answer.json() if answer.content else None
+            data = answer.json() if answer.content else None
+            if cacheable and answer.headers.get("etag"):
+                self._keep(path, params, answer.headers["etag"], data)
+            return data
         raise error_for(answer.status_code, _body(answer), authenticated=bool(self.token))
+
+    def _keep(self, path: str, params: dict | None, tag: str, data) -> None:
+        self._kept.pop(path, None)
+        self._kept[path] = (params, tag, data)
+        if len(self._kept) > KEPT_ANSWERS:
+            self._kept.pop(next(iter(self._kept)))
 
 
 def error_for(status: int, body: dict, authenticated: bool = True) -> ApiError:

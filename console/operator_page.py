@@ -1,8 +1,10 @@
 """An operator's page: their live assignments, most severe then oldest, to approve, reject
 with a reason, or release; their count against the cap and their availability.
 
-One fragment refreshed every REFRESH_SECONDS draws it all (new work shows within that) and
-keeps the session alive (state.keep_alive), so both happen only while the page is open.
+One fragment refreshed every REFRESH_SECONDS draws it all, availability switch included
+(new work and an availability changed elsewhere show within that; an unchanged read is a
+304), and keeps the session alive (state.keep_alive), so both happen only while the page
+is open.
 Event fields are shown as text only (formatting.plain), never as Markdown or HTML.
 """
 
@@ -37,6 +39,11 @@ def _queue(user: dict) -> None:
         st.rerun(scope="app")
     state.show_notices()
     state.keep_alive()
+    # Read each refresh (a 304 while unchanged), so a switch made elsewhere (another tab,
+    # a supervisor, logout of another session) shows here within REFRESH_SECONDS.
+    available = state.fetch(state.client().availability, user["id"], part="Availability")
+    if available is not None:
+        st.session_state["available"] = available
     items = state.fetch(state.client().assignments, user["id"], part="Your queue")
     cap = user.get("max_assignments")
     head, toggle = st.columns([3, 2], vertical_alignment="center")

@@ -39,20 +39,36 @@ def _now(region: str) -> None:
     state.show_notices()
     state.keep_alive()
     data = state.fetch(state.client().overview, region, part="Operators")
-    numbers = state.fetch(state.client().metrics, region, part="Numbers")
+    numbers = state.fetch(state.client().now, region, part="Now")
     if data is None or numbers is None:
         return
     now = datetime.now(UTC)
     operators = data["operators"]
     waiting, oldest, live, present, available = st.columns(5)
     waiting.metric("Waiting events", data["waiting_total"])
-    oldest.metric("Oldest wait", age(parse_time(numbers["now"]["oldest_waiting_since"]), now))
-    live.metric("Open assignments", numbers["now"]["live_assignments"])
+    oldest.metric("Oldest wait", age(parse_time(numbers["oldest_waiting_since"]), now))
+    live.metric("Open assignments", numbers["live_assignments"])
     present.metric("Operators logged in", sum(o["present"] for o in operators))
     available.metric("Available for work", sum(o["present"] and o["available"]
                                                for o in operators))
     st.dataframe(_operator_rows(operators, numbers, now), hide_index=True)
+    st.markdown("**Queues** (whole system: messages waiting; dead letters need a person)")
+    st.dataframe(queue_frame(numbers["queues"]), hide_index=True)
     st.caption(f"Updated {now:%H:%M:%S} UTC, every {NOW_SECONDS} s.")
+
+
+def queue_frame(queues: list[dict]) -> pd.DataFrame:
+    """One row per work queue: its depth and its dead-letter queue's ("not read" when
+    RabbitMQ did not answer)."""
+    depth = {q["queue"]: q["messages"] for q in queues}
+    return pd.DataFrame([{"Queue": name, "Messages": _count(depth.get(name)),
+                          "Dead letters": _count(depth.get(f"{name}.dlq"))}
+                         for name in depth if not name.endswith(".dlq")],
+                        columns=["Queue", "Messages", "Dead letters"])
+
+
+def _count(messages: int | None) -> str:
+    return "not read" if messages is None else str(messages)
 
 
 def _operator_rows(operators: list[dict], numbers: dict, now: datetime) -> pd.DataFrame:

@@ -108,13 +108,19 @@ def lock_routable_loads(cur, user_ids: Sequence[int]) -> dict[int, int]:
     update before they release), so a logout or cleanup committing meanwhile is seen: the
     row is re-checked after the wait and refused. Then the load rows, in id order.
     """
+    routable = lock_routable_users(cur, user_ids)
+    return lock_loads(cur, routable) if routable else {}
+
+
+def lock_routable_users(cur, user_ids: Sequence[int]) -> list[int]:
+    """The first half of that guard (also a supervisor's move): share-lock, in id order,
+    the users rows of those who may receive work now, and return their ids."""
     cur.execute(
         f"SELECT u.id FROM users u WHERE u.id = ANY(%s) AND u.role = 'operator' "
         f"AND u.available AND {_LIVE_SESSION} ORDER BY u.id FOR SHARE",
         [list(user_ids)],
     )
-    routable = [row["id"] for row in cur.fetchall()]
-    return lock_loads(cur, routable) if routable else {}
+    return [row["id"] for row in cur.fetchall()]
 
 
 def add_load(cur, increments: dict[int, int], cap: int) -> dict[int, int]:
@@ -148,8 +154,9 @@ def insert_assignments(cur, pairs: Sequence[tuple[int, object]], actor: str, rea
         WITH picked AS (
             SELECT * FROM jsonb_to_recordset(%(pairs)s::jsonb) AS t(user_id int, event_id uuid)
         ), created AS (
-            INSERT INTO assignments (user_id, event_id)
-            SELECT user_id, event_id FROM picked
+            INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id)
+            SELECT p.user_id, p.event_id, e.region, e.severity, e.rule_type, e.camera_id
+            FROM picked p JOIN events e USING (event_id)
             RETURNING assignment_id, user_id, event_id, created_at
         ), logged AS (
             INSERT INTO assignment_history

@@ -15,9 +15,8 @@ _HISTORY = ", ".join(f"h.{c}" for c in HISTORY_COLUMNS)
 def lock_assignment(cur, assignment_id: int) -> dict | None:
     """The assignment with its event's region, row-locked; None if unknown."""
     cur.execute(
-        "SELECT a.assignment_id, a.user_id, a.event_id, a.status, a.deleted, e.region "
-        "FROM assignments a JOIN events e USING (event_id) "
-        "WHERE a.assignment_id = %s FOR UPDATE OF a", [assignment_id])
+        "SELECT assignment_id, user_id, event_id, status, deleted, region "
+        "FROM assignments WHERE assignment_id = %s FOR UPDATE", [assignment_id])
     return cur.fetchone()
 
 
@@ -43,10 +42,10 @@ def move(cur, current: dict, target_id: int, actor: str, actor_id: int) -> dict:
             UPDATE assignments SET deleted = true, released_at = now(),
                    release_reason = 'moved', updated_at = now()
             WHERE assignment_id = %(id)s AND status = 'pending' AND NOT deleted
-            RETURNING assignment_id, user_id, event_id
+            RETURNING assignment_id, user_id, event_id, region, severity, rule_type, camera_id
         ), new AS (
-            INSERT INTO assignments (user_id, event_id)
-            SELECT %(target)s, event_id FROM old
+            INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id)
+            SELECT %(target)s, event_id, region, severity, rule_type, camera_id FROM old
             RETURNING assignment_id, user_id, event_id, created_at
         ), logged AS (
             INSERT INTO assignment_history (assignment_id, event_id, user_id, actor_id, actor,
@@ -81,8 +80,8 @@ def story(cur, column: str, value) -> list[dict]:
 
 
 def event_of_assignment(cur, assignment_id: int) -> dict | None:
-    cur.execute("SELECT a.event_id, a.user_id, e.region FROM assignments a "
-                "JOIN events e USING (event_id) WHERE a.assignment_id = %s", [assignment_id])
+    cur.execute("SELECT event_id, user_id, region FROM assignments "
+                "WHERE assignment_id = %s", [assignment_id])
     return cur.fetchone()
 
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from common import logs
 from common.adapters.presence import Presence
-from common.api import errors, method_not_allowed, metrics
+from common.api import errors, method_not_allowed, metrics, supervision_etag
 from common.api.backfill import Backfill
 from common.api.body_limit import BodyLimit
 from common.api.deps import Resources
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     method_not_allowed.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
+    supervision_etag.install(app)
     app.include_router(router)
     app.include_router(supervision_router)
     metrics.install(app, settings)

@@ -17,6 +17,7 @@ class ErrorBody(BaseModel):
 
 
 _MEANING = {
+    304: "not modified: If-None-Match names the ETag the answer would carry (no body)",
     400: "the request cannot be read",
     401: "missing, unknown, expired or ended token; or a wrong username or password",
     403: "authenticated, but not yours to act on",
@@ -30,6 +31,8 @@ _MEANING = {
 
 
 def codes(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for these error statuses."""
-    return {status: {"model": ErrorBody, "description": _MEANING[status]}
+    """OpenAPI `responses` for these statuses: errors with their body; 304 (a GET that
+    answers If-None-Match, common/api/supervision_etag.py) with none."""
+    return {status: {"description": _MEANING[status]} if status == 304
+            else {"model": ErrorBody, "description": _MEANING[status]}
             for status in statuses}

@@ -84,6 +84,14 @@ def make_available(user_id: UserId, res: Res, conn: Conn, me: CurrentUser, beare
                                   backfill=res.backfill.request)
 
 
+@router.get("/users/{user_id}/active", response_model=UserState, tags=["users"],
+            responses=codes(304, 401, 403, 404, 422, 503))
+def availability(user_id: UserId, conn: Conn, me: CurrentUser):
+    """Whether the user is available for new work now, whoever switched it last (the
+    console's queue polls it, so a switch made elsewhere shows within seconds)."""
+    return _user_in_reach(conn, me, user_id)
+
+
 @router.delete("/users/{user_id}/active", response_model=UserState, tags=["users"],
                responses=codes(401, 403, 404, 422, 503))
 def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
@@ -93,7 +101,7 @@ def make_unavailable(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
 
 
 @router.get("/users/{user_id}/assignments", response_model=list[Assignment],
-            tags=["assignments"], responses=codes(401, 403, 404, 422, 503))
+            tags=["assignments"], responses=codes(304, 401, 403, 404, 422, 503))
 def user_assignments(user_id: UserId, res: Res, conn: Conn, me: CurrentUser):
     """Live assignments with their event fields, most severe first, then oldest."""
     _user_in_reach(conn, me, user_id)
@@ -113,7 +121,7 @@ def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: C
 
 
 @router.get("/regions/{region}/overview", response_model=RegionOverview, tags=["regions"],
-            responses=codes(401, 403, 422, 503))
+            responses=codes(304, 401, 403, 422, 503))
 def region_overview(region: Annotated[EventRegion, Path()], conn: Conn, me: CurrentUser):
     """The region's operators (available, live work, present) and its waiting events by
     severity; for the region's supervisors only (US supervisors for NA)."""

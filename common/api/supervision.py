@@ -15,15 +15,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
+from common.adapters import broker
 from common.adapters.supervision_db import HISTORY_COLUMNS
 from common.api.deps import Conn, CurrentUser, Res
 from common.api.responses import codes
 from common.api.schemas import MAX_BIGINT, MAX_INT, Assignment, EventRegion
-from common.api.supervision_schemas import HistoryPage, HistoryRow, MoveRequest, RegionMetrics
+from common.api.supervision_schemas import (
+    HistoryPage,
+    HistoryRow,
+    MoveRequest,
+    RegionMetrics,
+    RegionNow,
+)
 from common.services import analytics, supervision
 
 router = APIRouter()
@@ -68,21 +75,21 @@ def move(assignment_id: AssignmentId, body: MoveRequest, res: Res, conn: Conn,
 
 
 @router.get("/assignments/{assignment_id}/history", response_model=list[HistoryRow],
-            tags=["supervision"], responses=codes(401, 403, 404, 422, 503))
+            tags=["supervision"], responses=codes(304, 401, 403, 404, 422, 503))
 def assignment_history(assignment_id: AssignmentId, conn: Conn, me: CurrentUser):
     """Every change of one assignment, oldest first."""
     return supervision.assignment_story(conn, assignment_id, me)
 
 
 @router.get("/events/{event_id}/history", response_model=list[HistoryRow],
-            tags=["supervision"], responses=codes(401, 403, 404, 422, 503))
+            tags=["supervision"], responses=codes(304, 401, 403, 404, 422, 503))
 def event_history(event_id: UUID, conn: Conn, me: CurrentUser):
     """An event's whole story across its assignments, oldest first."""
     return supervision.event_story(conn, event_id, me)
 
 
 @router.get("/regions/{region}/history", response_model=HistoryPage, tags=["supervision"],
-            responses=codes(401, 403, 422, 503) | {
+            responses=codes(304, 401, 403, 422, 503) | {
                 200: {"content": {"text/csv": {}},
                       "description": "JSON page; with Accept: text/csv every row as CSV"}})
 def region_history(region: Region, res: Res, conn: Conn, me: CurrentUser,
@@ -108,7 +115,7 @@ def region_history(region: Region, res: Res, conn: Conn, me: CurrentUser,
 
 
 @router.get("/regions/{region}/metrics", response_model=RegionMetrics, tags=["supervision"],
-            responses=codes(401, 403, 422, 503))
+            responses=codes(304, 401, 403, 422, 503))
 def region_metrics(region: Region, res: Res, conn: Conn, me: CurrentUser,
                    start: Annotated[IsoTime | None, Query(alias="from")] = None,
                    end: Annotated[IsoTime | None, Query(alias="to")] = None):
@@ -116,6 +123,27 @@ def region_metrics(region: Region, res: Res, conn: Conn, me: CurrentUser,
     RESPONSE_TARGET_MINUTES, per-minute series and rates; default the last hour."""
     start, end = _window(start, end)
     return analytics.region_metrics(conn, res.settings, me, region, start, end)
+
+
+@router.get("/regions/{region}/now", response_model=RegionNow, tags=["supervision"],
+            responses=codes(304, 401, 403, 422, 503))
+def region_now(region: Region, request: Request, res: Res, conn: Conn, me: CurrentUser):
+    """The region this moment: waiting events and the oldest wait, live assignments, the
+    operators' last activity; and the depths of the queues and dead-letter queues."""
+    now = analytics.region_now(conn, res.settings, me, region)
+    return now | {"queues": _queue_depths(request, res)}
+
+
+def _queue_depths(request: Request, res) -> list[dict]:
+    """Message counts of the three queues and their `.dlq`, from the reading GET /metrics
+    keeps (common/api/metrics.py: one passive declare per queue on a kept channel, shared
+    by every caller for METRICS_CACHE_SECONDS); null for a queue not read."""
+    snapshot = request.app.state.system_metrics.read(res.pool, res.presence.client)
+    found = {sample.labels["queue"]: int(sample.value)
+             for family in snapshot.families if family.name == "assignment_queue_messages"
+             for sample in family.samples}
+    return [{"queue": name, "messages": found.get(name)}
+            for base in broker.QUEUES for name in (base, broker.dlq_name(base))]
 
 
 def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:

@@ -117,3 +117,17 @@ class RegionMetrics(BaseModel):
     decisions_per_minute: list[OutcomeMinute]
     by_rule_type: list[Rate]
     by_camera: list[Rate]
+
+
+class QueueDepth(BaseModel):
+    queue: str = Field(description="the queue's name, without the namespace")
+    messages: int | None = Field(None, description="ready messages; null when RabbitMQ "
+                                                   "did not answer")
+
+
+class RegionNow(Now):
+    region: str
+    max_assignments: int
+    activity: list[Activity]
+    queues: list[QueueDepth] = Field(description="the three queues and their dead-letter "
+                                                 "queues (system-wide, not per region)")

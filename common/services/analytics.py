@@ -1,6 +1,6 @@
 """A region's numbers for its supervisors: now, response times, outcomes, breaches, series.
 
-Called by the HTTP API (GET /regions/{region}/metrics). Read-only, one REPEATABLE READ
+Called by the HTTP API (GET /regions/{region}/metrics and /now). Read-only, one REPEATABLE READ
 transaction so every number describes the same moment; the SQL is in
 common/adapters/analytics_db.py.
 """
@@ -43,6 +43,21 @@ def region_metrics(conn: psycopg.Connection, settings: Settings, actor_user: dic
     return {"region": region, "from": start, "to": end,
             "max_assignments": settings.MAX_ASSIGNMENTS,
             "response_target_minutes": {str(s): m for s, m in targets.items()}, **out}
+
+
+def region_now(conn: psycopg.Connection, settings: Settings, actor_user: dict,
+               region: str) -> dict:
+    """The region this moment (waiting, oldest wait, live work, operators' last activity),
+    for a supervisor of `region`; the supervisor page's "Now" panel polls it."""
+    if not oversees(actor_user, region):
+        raise Forbidden(f"region {region} is not yours to supervise")
+    params = {"region": region, "user_region": serving_region(region)}
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        now = q.run(cur, "now", params)[0]
+        activity = q.run(cur, "activity", params)
+    return {"region": region, "max_assignments": settings.MAX_ASSIGNMENTS, **now,
+            "activity": activity}
 
 
 def _rates(rows: list[dict]) -> list[dict]:

@@ -2,8 +2,9 @@
 
 Called by the HTTP API (common/api/supervision.py). A release goes through
 common/services/releases.py; a move is one transaction here: the old assignment released
-(reason 'moved'), a new one for the target under the same load-row lock and cap as the
-router, history naming both. Reads of the audit trail live here too.
+(reason 'moved'), a new one for the target under the same guard as the router (the
+target's users row share-locked, then the load rows in id order, the cap checked by the
+guarded UPDATE), history naming both. Reads of the audit trail live here too.
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ def move(conn: psycopg.Connection, presence: Presence, settings: Settings,
             raise Forbidden(f"assignment {assignment_id} is not yours to move")
         if current["status"] != rules.PENDING or current["deleted"]:
             raise Conflict(f"assignment {assignment_id} is no longer live")
+        # The router's guard: the target's users row share-locked before the load rows, so
+        # a logout, cleanup or "unavailable" committing meanwhile is waited for and seen.
+        routable = db.lock_routable_users(cur, [target_id])
         _check_target(cur, current, target_id)
+        if not routable:
+            raise Conflict(f"user {target_id} is not available for work now")
         lives = db.lock_loads(cur, sorted({current["user_id"], target_id}))
         added = db.add_load(cur, {target_id: 1}, settings.MAX_ASSIGNMENTS)
         if not added:

@@ -7,12 +7,16 @@ PostgreSQL, where the API wrote them.
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 
 import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from common.adapters import broker
+from common.adapters.supervision_db import HISTORY_COLUMNS
 from console.api_client import error_for
 from console.formatting import plain
 from tests.integration.supervision_helpers import NINA, add_second_us_operator
@@ -161,6 +165,9 @@ def test_event_fields_are_text_never_markdown_or_html(settings, api_url):
     execute(settings, "UPDATE events SET location = %s, camera_id = %s",
             ["**lobby** <b>x</b> :red[y]", "[cam](http://evil.example)"])
     at = log_in(console(), "john.smith")
+    # The API answers the login before its backfill thread has assigned the waiting work.
+    eventually(lambda: live_ids(settings), message="the login's backfill")
+    at.run()
     [line] = [m for m in texts(at.markdown) if "Severity" in m]
     assert "\\*\\*lobby\\*\\* \\<b\\>x\\</b\\> \\:red\\[y\\]" in line
     [caption] = [c for c in texts(at.caption) if c.startswith("Camera ")]
@@ -238,6 +245,54 @@ def test_a_supervisor_sees_the_overview_of_their_region(settings, api_url):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Waiting events"] == "3" and metrics["Open assignments"] == "0"
     assert buttons(at, "Log out") and not buttons(at, "Approve")
+    queues = at.dataframe[1].value
+    assert queues.to_dict("records") == [
+        {"Queue": name, "Messages": "0", "Dead letters": "0"}
+        for name in ("events.outbound", "events.inbound", "ack.queue")]
+
+
+def test_the_supervisor_sees_dead_letters_arrive(settings, api_url):
+    at = log_in(console(), "sarah.connor")
+    with broker.connect(settings, "test-console") as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        broker.declare_queues(channel, settings)
+        for _ in range(2):
+            channel.basic_publish("", broker.dlq_name(settings.name(broker.OUTBOUND)),
+                                  b"{}", mandatory=True)
+
+    def dead_letters() -> str:
+        at.run()
+        return at.dataframe[1].value.set_index("Queue").loc["events.outbound",
+                                                             "Dead letters"]
+
+    # The API reads the queues at most every METRICS_CACHE_SECONDS: a generous bound.
+    eventually(lambda: dead_letters() == "2", interval=1,
+               message="the dead letters on the page")
+
+
+def test_an_availability_switched_elsewhere_shows_at_the_next_refresh(john, settings,
+                                                                     api_url):
+    assert john.toggle(key="available_toggle").value is True
+    token = httpx.post(f"{api_url}/auth/login", json={"username": "james.wilson",
+                                                      "password": "pass123"}).json()["token"]
+    answer = httpx.delete(f"{api_url}/users/1/active",
+                          headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200 and answer.json()["available"] is False
+    john.session_state["last_heartbeat"] = time.monotonic()   # no heartbeat due
+    john.run()
+    assert john.toggle(key="available_toggle").value is False
+    assert any(c.startswith("No new events come to you") for c in texts(john.caption))
+
+
+def test_an_unchanged_queue_is_not_sent_again(john, settings):
+    client = john.session_state["api_client"]
+    before = client.not_modified
+    john.run()
+    assert client.not_modified >= before + 2          # the queue and the availability
+    assert texts(john.subheader) == ["Your queue (2)"]
+    button(john, "Approve").click().run()
+    assert texts(john.subheader) == ["Your queue (1)"]
 
 
 def test_an_api_that_does_not_answer_is_named_on_the_login_form(monkeypatch):
@@ -288,3 +343,108 @@ def test_an_api_down_is_named_the_queue_kept_and_it_recovers(john, settings, mon
     john.run()
     assert not [w for w in texts(john.warning) if w.startswith("Your queue: ")]
     assert texts(john.subheader) == ["Your queue (2)"]
+
+
+# ---- the audit trail page --------------------------------------------------------------
+
+def audit_script():
+    """The Audit trail page alone (AppTest cannot select a page that st.navigation built
+    from a function); the session is a real login through the API."""
+    from console import audit_page
+
+    audit_page.render()
+
+
+def audit_page_as(api_url: str, username: str) -> AppTest:
+    login = httpx.post(f"{api_url}/auth/login",
+                       json={"username": username, "password": "pass123"}).json()
+    at = AppTest.from_function(audit_script, default_timeout=30)
+    at.session_state["token"] = login["token"]
+    at.session_state["user"] = login["user"]
+    at.session_state["last_heartbeat"] = time.monotonic()
+    return at.run()
+
+
+def api(api_url: str, method: str, path: str, token: str, **kwargs) -> dict:
+    answer = httpx.request(method, f"{api_url}{path}", **kwargs,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert answer.is_success, answer.text
+    return answer.json()
+
+
+@pytest.fixture
+def story(settings, api_url) -> dict:
+    """Two NA events: the first moved from John to Nina, the second approved by John; the
+    second's history three hours old."""
+    add_second_us_operator(settings)
+    add_waiting_events(settings, 2, region="NA", severity=3)
+    tokens = {}
+    for username in ("john.smith", "nina.park", "sarah.connor"):
+        tokens[username] = httpx.post(f"{api_url}/auth/login", json={
+            "username": username, "password": "pass123"}).json()["token"]
+        # John takes both before Nina logs in (the API's backfill thread assigns them).
+        eventually(lambda: len(live_ids(settings)) == 2, message="the login's backfill")
+    first, second = live_ids(settings)
+    api(api_url, "POST", f"/assignments/{first}/move", tokens["sarah.connor"],
+        json={"user_id": NINA})
+    api(api_url, "PUT", f"/assignments/{second}", tokens["john.smith"],
+        json={"status": "approved"})
+    execute(settings, "UPDATE assignment_history SET at = at - interval '3 hours' "
+            "WHERE assignment_id = %s", [second])
+    [moved] = query(settings, "SELECT event_id FROM assignments WHERE assignment_id = %s",
+                    [first])
+    return {"moved_event": str(moved["event_id"])}
+
+
+def history_ids(settings, where: str = "true", params=()) -> list[int]:
+    rows = query(settings, f"SELECT id FROM assignment_history WHERE {where} "
+                 "ORDER BY at DESC, id DESC", params)
+    return [r["id"] for r in rows]
+
+
+def test_the_audit_page_filters_by_time_and_operator(settings, api_url, story):
+    at = audit_page_as(api_url, "sarah.connor")
+    assert not at.exception
+    assert texts(at.subheader) == ["Audit trail, region NA"]
+    recent = history_ids(settings, "at > now() - interval '1 hour'")
+    assert list(at.dataframe[0].value["id"]) == recent and len(recent) == 3
+    at.selectbox(key="audit_range").set_value("Last 24 hours").run()
+    assert list(at.dataframe[0].value["id"]) == history_ids(settings)
+    assert len(history_ids(settings)) == 5
+    at.selectbox(key="audit_user").set_value(JOHN).run()
+    johns = history_ids(settings, "user_id = %s", [JOHN])
+    assert list(at.dataframe[0].value["id"]) == johns and len(johns) == 4
+    assert at.selectbox(key="audit_user").options == ["Everyone", "John Smith", "Nina Park"]
+
+
+def test_the_audit_page_opens_one_events_whole_story(settings, api_url, story):
+    at = audit_page_as(api_url, "sarah.connor")
+    at.text_input(key="audit_event").input(story["moved_event"]).run()
+    assert not at.exception
+    assert any(m.startswith(f"**Story of event `{story['moved_event']}`** (3 change(s)")
+               for m in texts(at.markdown))
+    frame = at.dataframe[0].value
+    assert list(frame["new_state"]) == ["pending", "moved", "pending"]
+    assert list(frame["user_id"]) == [JOHN, JOHN, NINA]
+
+
+def test_the_audit_csv_download_holds_the_rows_of_assignment_history(settings, api_url,
+                                                                      story):
+    at = audit_page_as(api_url, "sarah.connor")
+    at.selectbox(key="audit_range").set_value("Last 24 hours").run()
+    [download] = at.download_button
+    assert download.label == "Download CSV"
+    download.click().run()
+    assert not at.exception
+    table = list(csv.DictReader(io.StringIO(at.session_state["last-CSV"])))
+    rows = query(settings, "SELECT * FROM assignment_history ORDER BY at DESC, id DESC")
+    assert [int(r["id"]) for r in table] == [r["id"] for r in rows]
+    assert [r["new_state"] for r in table] == [r["new_state"] for r in rows]
+    assert [r["reason"] for r in table] == [r["reason"] or "" for r in rows]
+    assert list(table[0]) == list(HISTORY_COLUMNS)
+
+
+def test_the_audit_page_is_for_supervisors_only(settings, api_url):
+    at = audit_page_as(api_url, "john.smith")
+    assert texts(at.error) == ["This page is for supervisors."]
+    assert not at.dataframe

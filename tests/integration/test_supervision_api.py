@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
+from common.adapters import broker
+from common.adapters.presence import Presence
 from common.api.app import create_app
+from common.resources import assignment_connection, redis_client
+from common.services import sessions
 from tests.integration.supervision_helpers import NINA, add_second_us_operator
 from tests.integration.waiting import add_waiting_events, execute, history, query
 
@@ -208,3 +214,96 @@ def test_metrics_count_decisions_reasons_releases_and_breaches(client, john, set
     assert inverted.status_code == 200 and inverted.json()["decisions"] == []
     assert client.get("/regions/NA/metrics", headers=sarah,
                       params={"to": "1700000000"}).status_code == 422
+
+
+def test_a_move_waits_for_a_racing_unavailable_and_then_refuses(client, john, settings):
+    """The target is made unavailable by a transaction that has not committed yet when the
+    move starts: the move must wait for it (the router's share lock on the users row) and
+    then refuse, instead of giving work to someone who just said "no more"."""
+    add_second_us_operator(settings)
+    login(client, "nina.park")
+    first, _ = live(settings, JOHN)
+    sarah = login(client, "sarah.connor")
+    nina = query(settings, "SELECT * FROM users WHERE id = %s", [NINA])[0]
+    presence = Presence(redis_client(settings), settings)
+    answers = []
+    with assignment_connection(settings) as conn, conn.transaction():
+        # The real service, inside an outer transaction: its UPDATE holds the row lock.
+        sessions.set_available(conn, presence, settings, nina, on=False)
+        mover = threading.Thread(target=lambda: answers.append(client.post(
+            f"/assignments/{first}/move", headers=sarah, json={"user_id": NINA})))
+        mover.start()
+        assert _waits_for_a_lock(settings, mover), "the move did not wait for the users row"
+    mover.join(timeout=30)
+    assert answers and answers[0].status_code == 409, answers and answers[0].text
+    assert first in live(settings, JOHN) and live(settings, NINA) == []
+    assert query(settings, "SELECT live FROM operator_load WHERE user_id = %s",
+                 [NINA])[0]["live"] == 0
+
+
+def _waits_for_a_lock(settings, thread: threading.Thread, timeout: float = 30) -> bool:
+    """True once another backend of this database waits for a lock; False if the thread
+    finished first (it never waited) or the timeout passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and thread.is_alive():
+        waiting = query(settings, "SELECT count(*) AS n FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        if waiting[0]["n"]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_polled_reads_answer_304_while_nothing_changed(client, john, settings):
+    first, _ = live(settings, JOHN)
+    sarah = login(client, "sarah.connor")
+    reads = [("/users/1/assignments", john), ("/regions/NA/overview", sarah),
+             ("/regions/NA/now", sarah), (f"/assignments/{first}/history", john)]
+    tags = {}
+    for path, headers in reads:
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 200 and answer.headers["etag"], (path, answer.text)
+        tags[path] = answer.headers["etag"]
+        again = client.get(path, headers=headers | {"If-None-Match": tags[path]})
+        assert (again.status_code, again.content) == (304, b""), path
+        assert again.headers["etag"] == tags[path]
+        other = client.get(path, headers=headers | {"If-None-Match": '"something else"'})
+        assert other.status_code == 200 and other.json() == answer.json(), path
+    client.put(f"/assignments/{first}", headers=john, json={"status": "approved"})
+    for path, headers in reads:
+        changed = client.get(path, headers=headers | {"If-None-Match": tags[path]})
+        assert changed.status_code == 200, path
+        assert changed.headers["etag"] != tags[path], path
+    assert "etag" not in client.get("/health").headers
+    csv_answer = client.get("/regions/NA/history", headers=sarah | {"Accept": "text/csv"})
+    assert "etag" not in csv_answer.headers
+
+
+def test_now_has_the_region_and_the_queue_and_dead_letter_depths(settings):
+    uncached = settings.model_copy(update={"METRICS_CACHE_SECONDS": 0})
+    with SettledClient(create_app(uncached)) as client:
+        add_waiting_events(settings, 1, region="NA", severity=4)
+        john = login(client, "john.smith")
+        [first] = live(settings, JOHN)
+        client.put(f"/assignments/{first}", headers=john, json={"status": "approved"})
+        add_waiting_events(settings, 1, region="NA", severity=4, age_seconds=60)
+        client.delete("/users/1/active", headers=john)
+        with broker.connect(settings, "test-now") as connection:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            broker.declare_queues(channel, settings)
+            channel.basic_publish("", broker.dlq_name(settings.name(broker.ACK)), b"{}",
+                                  mandatory=True)
+        sarah = login(client, "sarah.connor")
+        answer = client.get("/regions/NA/now", headers=sarah)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["waiting"], body["live_assignments"]) == (1, 0)
+        assert body["oldest_waiting_since"] is not None
+        depths = {q["queue"]: q["messages"] for q in body["queues"]}
+        # The decision went to events.inbound by the fast path; nothing consumes it here.
+        assert depths == {"events.outbound": 0, "events.outbound.dlq": 0,
+                          "events.inbound": 1, "events.inbound.dlq": 0,
+                          "ack.queue": 0, "ack.queue.dlq": 1}
+        assert client.get("/regions/EU/now", headers=sarah).status_code == 403
+        assert client.get("/regions/NA/now", headers=john).status_code == 403
