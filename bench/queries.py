@@ -430,13 +430,22 @@ def text_plan(conn, query: Query) -> str:
 
 def run(runs: int, rebuild: bool, batch: int = BATCH) -> tuple[list[Measured], dict]:
     settings = queries_data.build(rebuild)
+    PLANS.parent.mkdir(exist_ok=True)
+    with PLANS.open("w") as plans:
+        results = measure_all(settings, runs, batch, plans)
+    facts = {"events": queries_data.EVENTS, "days": queries_data.DAYS, "runs": runs,
+             "batch": batch, "limit_ms": LIMIT_MS}
+    return results, facts
+
+
+def measure_all(settings, runs: int, batch: int, plans) -> list[Measured]:
+    """Every statement of the catalogue measured on the databases of `settings`; each
+    plan written to the text file `plans`."""
     s = samples(settings, batch)
     fresh = new_objects()
     results: list[Measured] = []
-    PLANS.parent.mkdir(exist_ok=True)
     with psycopg.connect(settings.relay_dsn, row_factory=dict_row) as relay_conn, \
-            psycopg.connect(settings.assignment_dsn, row_factory=dict_row) as asg_conn, \
-            PLANS.open("w") as plans:
+            psycopg.connect(settings.assignment_dsn, row_factory=dict_row) as asg_conn:
         conns = {"relay": relay_conn, "assignment": asg_conn}
         for conn in conns.values():
             conn.execute("SET application_name = 'bench.queries'")
@@ -457,9 +466,7 @@ def run(runs: int, rebuild: bool, batch: int = BATCH) -> tuple[list[Measured], d
             plans.write(f"--- {query.name} ({query.kind}, {query.database})\n"
                         f"{' '.join(query.sql.split())}\n{text_plan(conn, query)}\n\n")
             print(f"{measured.median:8.3f} ms  {query.name}", file=sys.stderr, flush=True)
-    facts = {"events": queries_data.EVENTS, "days": queries_data.DAYS, "runs": runs,
-             "batch": batch, "limit_ms": LIMIT_MS}
-    return results, facts
+    return results
 
 
 def section(results: list[Measured], facts: dict) -> dict:

@@ -153,16 +153,25 @@ def build(rebuild: bool = False) -> Settings:
             for name in (RELAY_DB, ASSIGNMENT_DB):
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         migrate(settings)
-        _run(settings.assignment_dsn, [s for s in bench_supervision.BUILD if s != "ANALYZE"]
-             + ASSIGNMENT_EXTRA)
-        _run(settings.relay_dsn, RELAY_BUILD)
+        fill(settings, EVENTS)
         for dsn in (settings.assignment_dsn, settings.relay_dsn):
-            _run(dsn, ["VACUUM (ANALYZE)", "CREATE TABLE bench_built (at timestamptz)",
+            _run(dsn, ["CREATE TABLE bench_built (at timestamptz)",
                        "INSERT INTO bench_built VALUES (now())"])
     else:
         migrate(settings)  # new migrations (040-049) reach the kept databases
         print(f"using {ASSIGNMENT_DB} and {RELAY_DB} (built before; --rebuild starts over)")
     return settings
+
+
+def fill(settings: Settings, events: int, verbose: bool = True) -> None:
+    """Both (migrated, empty) databases of `settings` with `events` events and the rest in
+    proportion; the test of the bench fills small ones."""
+    params = PARAMS | {"n": events}
+    _run(settings.assignment_dsn, [s for s in bench_supervision.BUILD if s != "ANALYZE"]
+         + ASSIGNMENT_EXTRA, params, verbose)
+    _run(settings.relay_dsn, RELAY_BUILD, params, verbose)
+    for dsn in (settings.assignment_dsn, settings.relay_dsn):
+        _run(dsn, ["VACUUM (ANALYZE)"], params, verbose)
 
 
 def _complete(settings: Settings) -> bool:
@@ -176,10 +185,11 @@ def _complete(settings: Settings) -> bool:
     return True
 
 
-def _run(dsn: str, statements: list[str]) -> None:
+def _run(dsn: str, statements: list[str], params: dict = PARAMS, verbose: bool = True) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for statement in statements:
             started = time.perf_counter()
-            conn.execute(statement, PARAMS if "%" in statement else None)
-            print(f"built in {time.perf_counter() - started:6.1f} s: "
-                  f"{' '.join(statement.split())[:70]}", flush=True)
+            conn.execute(statement, params if "%" in statement else None)
+            if verbose:
+                print(f"built in {time.perf_counter() - started:6.1f} s: "
+                      f"{' '.join(statement.split())[:70]}", flush=True)
