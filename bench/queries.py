@@ -9,13 +9,15 @@ measures the same work each time. The SQL is the application's own: module const
 captured by calling the application function with a recording cursor (`Capture`), so the
 bench measures what runs, not a copy.
 
-Each row of the table gives the indexes the plan used, any sequential scan, the median
-execution time (EXPLAIN's, on the server) with min–max, and the verdict: per-event and
-per-poll queries must use an index and stay under LIMIT_MS; nightly batches (retention) must
-use an index and are reported per batch. A query whose plan uses an index of the migrations
-numbered 040-049 is measured again with those indexes dropped (in the rolled-back
-transaction): the "before" column. Writes the `queries` section of `.bench/results.json`
-and every plan as text to `.bench/query_plans.txt`. Exits 1 when a verdict fails.
+Each row of the table gives the indexes the plan used, any sequential scan (and the table's
+size), the median execution time (EXPLAIN's, on the server, TIMING OFF) with min–max, and the
+verdict: per-event, per-request and per-poll statements must not scan a table of SMALL_ROWS
+or more and must stay under LIMIT_MS; nightly batches (retention) are reported, a scan
+printed as a warning. Every statement of a database where migrations numbered 040-049
+created indexes or statistics is measured again with those dropped inside the rolled-back
+transaction: the "without 040-049" column. Writes the `queries` section of
+`.bench/results.json` and every plan as text to `.bench/query_plans.txt`. Exits 1 when a
+per-event, per-request or per-poll statement fails.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ CREATED = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(INDEX|STATISTICS)\s+(?:IF\s+NOT\s
                      r"(\w+)", re.IGNORECASE)
 LINE_MAX = 400  # plan lines (literal id arrays) cut in query_plans.txt
 KINDS = ("per event", "per request", "per poll", "nightly batch")
-SIZES: dict[str, int] = {}  # table -> rows (both databases; filled by run())
+SIZES: dict[str, int] = {}  # table -> rows (both databases; filled by measure_all)
 
 
 @dataclass
