@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 N ?= 10
 
-.PHONY: install servers db up test generate bench soak bench-cluster lint password audit
+.PHONY: install servers db up test generate bench soak bench-cluster bench-queries lint password audit
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -54,6 +54,11 @@ soak: db
 
 bench-cluster: db
 	$(PY) -m bench.cluster
+
+# Every per-event and per-poll query under EXPLAIN ANALYZE at a million rows (bench/queries.py):
+# its databases are built once (about 10 minutes on two cores) and kept; REBUILD=1 starts over.
+bench-queries: db
+	$(PY) -m bench.queries $(if $(REBUILD),--rebuild)
 
 # Known vulnerabilities of the locked dependencies (pip-audit, then PyPI's project JSON).
 audit: install

@@ -82,6 +82,11 @@ def table(results: dict, spreads: dict) -> str:
                      f"{_num(figure['min'])}–{_num(figure['max'])} | | 1.00 |")
     for name, mb in sorted(results.get("rss_mb", {}).items()):
         lines.append(f"| RSS of {name} at the end | {mb:.0f} MB | | < 150 MB | |")
+    if results.get("queries"):  # make bench-queries (bench/queries.py)
+        q = results["queries"]
+        lines.append(f"| slowest per-event/poll query at 1M rows ({q['slowest_hot']}) | "
+                     f"{q['slowest_hot_ms']:.2f} ms | | ≤ 5 ms, indexed | "
+                     f"{len(q['failing'])} failing |")
     return "\n".join(lines)
 
 

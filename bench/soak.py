@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import os
 import random
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
@@ -171,6 +173,9 @@ def _sample(own: dict, others: dict, series: dict, stopping: threading.Event) ->
 
 
 def _summary(series: dict, own_names, **facts) -> dict:
+    """Per process: first, last and largest sample, growth after the first minute and, for
+    the consumers and the API, the verdicts; beside them the sum at the end (the figure the
+    issue compares with the original's 285 MB) and what the processes ran with."""
     processes = {}
     for name, points in series.items():
         values = [v for _, v in points if v is not None]
@@ -184,7 +189,21 @@ def _summary(series: dict, own_names, **facts) -> dict:
             entry["under_limit"] = max(values) < LIMIT_MB
             entry["flat"] = last - first <= FLAT_MB
         processes[name] = entry
-    return {**facts, "limit_mb": LIMIT_MB, "flat_mb": FLAT_MB, "processes": processes}
+    total = round(sum(p["end"] for p in processes.values()), 1)
+    return {**facts, "limit_mb": LIMIT_MB, "flat_mb": FLAT_MB, "processes": processes,
+            "total_end_mb": total, "environment": environment()}
+
+
+def environment() -> dict:
+    """What changes the figures without changing the code: glibc's arenas, and whether the
+    dependencies' bytecode was compiled (without it, every process compiles each module it
+    imports at start, and keeps the compiler's garbage in its heap)."""
+    import redis  # any dependency: is its bytecode on disk?
+
+    cached = Path(importlib.util.cache_from_source(redis.__file__)).exists()
+    return {"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX"),
+            "PYTHONOPTIMIZE": os.environ.get("PYTHONOPTIMIZE"),
+            "dependencies_bytecode_compiled": cached}
 
 
 def table(section: dict) -> str:
@@ -200,6 +219,9 @@ def table(section: dict) -> str:
                                                   ", OVER 150 MB"))
         lines.append(f"| {name} | {p['start']:.0f} | {p['end']:.0f} | {p['max']:.0f} | "
                      f"{p['growth_after_first_minute']:+.0f} | {verdict} |")
+    lines.append(f"| all {len(section['processes'])} processes | | "
+                 f"{section['total_end_mb']:.0f} | | | |")
+    lines += ["", f"environment: {section['environment']}"]
     return "\n".join(lines)
 
 
