@@ -177,7 +177,9 @@ def test_a_worker_on_the_process_pool_runs_a_deployment_of_prefect_yaml(settings
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    assert done["state"]["type"] == "COMPLETED", done["state"]
+    assert done["state"]["type"] == "COMPLETED", (
+        f"{done['state']['type']}: {done['state']['message']}\n--- worker.log:\n"
+        f"{(tmp_path / 'worker.log').read_text(errors='replace')[-4000:]}")
     assert done["work_pool_name"] == POOL
     assert done["parameters"] == {"count": 5}
     with relay_connection(settings) as conn:
@@ -186,10 +188,21 @@ def test_a_worker_on_the_process_pool_runs_a_deployment_of_prefect_yaml(settings
 
 
 def check_deployed(http: httpx.Client) -> None:
-    """Every deployment of the yaml is on the server, on the pool, its pull step unresolved:
-    PREFECT_WORKDIR is read where the run starts, in the worker's environment."""
-    deployments = http.post("/deployments/filter", json={}).json()
-    assert sorted(d["name"] for d in deployments) == sorted(d["name"] for d in SPEC["deployments"])
-    for deployment in deployments:
+    """Every deployment of the yaml is on the server, on the pool, with the yaml's schedules
+    and its pull step unresolved: PREFECT_WORKDIR is read where the run starts, in the
+    worker's environment."""
+    deployments = {d["name"]: d for d in http.post("/deployments/filter", json={}).json()}
+    listed = {d["name"]: d for d in SPEC["deployments"]}
+    assert sorted(deployments) == sorted(listed)
+    for name, deployment in deployments.items():
         assert deployment["work_pool_name"] == POOL
         assert deployment["pull_steps"] == SPEC["pull"]
+        assert [schedule_of(s["schedule"]) for s in deployment["schedules"]] == listed[name][
+            "schedules"], name
+
+
+def schedule_of(schedule: dict) -> dict:
+    """A schedule as the server holds it, written as in the yaml."""
+    if "cron" in schedule:
+        return {"cron": schedule["cron"]}
+    return {"interval": int(schedule["interval"])}
