@@ -144,12 +144,13 @@ def test_a_worker_on_the_process_pool_runs_a_deployment_of_prefect_yaml(settings
             lap("server")
             prefect(env, log, "work-pool", "create", POOL, "--type", "process")
             lap("pool")
-            prefect(env, log, "--no-prompt", "deploy", "--prefect-file",
-                    str(PREFECT_FILE.relative_to(ROOT)), "--all")
-            lap("deploy")
-            # The README's worker: `make worker` gives PREFECT_WORKDIR its checkout.
+            # The README's worker: `make worker` gives PREFECT_WORKDIR its checkout. It
+            # starts while the deployments are made, as a worker on another machine would.
             with started(env, tmp_path / "worker.log", "make", "-s", "worker") as worker, \
                     httpx.Client(base_url=api, timeout=30) as http:
+                prefect(env, log, "--no-prompt", "deploy", "--prefect-file",
+                        str(PREFECT_FILE.relative_to(ROOT)), "--all")
+                lap("deploy")
                 check_deployed(http)
                 deployment = http.get("/deployments/name/generate-events/generate-events").json()
                 run = http.post(f"/deployments/{deployment['id']}/create_flow_run",
