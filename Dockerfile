@@ -10,7 +10,8 @@ ENV PYTHONUNBUFFERED=1 \
     UV_LINK_MODE=copy \
     PATH=/app/.venv/bin:$PATH \
     DO_NOT_TRACK=1 \
-    PREFECT_SERVER_ANALYTICS_ENABLED=false
+    PREFECT_SERVER_ANALYTICS_ENABLED=false \
+    PREFECT_WORKDIR=/app
 
 WORKDIR /app
 RUN pip install --no-cache-dir uv==0.13.9

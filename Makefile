@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 N ?= 10
 
-.PHONY: install servers db up test generate bench soak bench-cluster bench-queries lint password audit
+.PHONY: install servers db up worker test generate bench soak bench-cluster bench-queries lint password audit
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -28,6 +28,14 @@ db: servers
 # Prefect server keeps its SQLite database in ./var/prefect and sends no telemetry.
 up: db
 	@$(PY) -m deployments.up
+
+# The work-pool way (README): a Prefect worker on the process pool of deployments/prefect.yaml,
+# for the Prefect server at PREFECT_API_URL. Its flow runs start in this checkout
+# (PREFECT_WORKDIR, the yaml's pull step) and read their settings from this environment.
+WORKER_LIMIT ?= 4
+worker: install
+	@test -n "$$PREFECT_API_URL" || { echo "make worker: set PREFECT_API_URL to the Prefect server's API, e.g. http://HOST:4200/api" >&2; exit 2; }
+	PREFECT_WORKDIR="$${PREFECT_WORKDIR:-$(CURDIR)}" $(PY) -m prefect worker start --pool event-assignment --type process --limit $(WORKER_LIMIT)
 
 test: install
 	$(PY) -m pytest
