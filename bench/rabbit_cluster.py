@@ -217,11 +217,12 @@ def stop(nodes=NODES, wipe: bool = False) -> None:
 
 
 def queue_members(node: Node, prefix: str) -> dict[str, dict]:
-    """{queue: {"type": ..., "members": [...]}} for the queues whose name starts with
-    `prefix`, as `node` reports them (`rabbitmqctl list_queues name type members`)."""
-    rows = json.loads(_must(node, "list_queues", "name", "type", "members",
+    """{queue: {"type", "members", "leader"}} for the queues whose name starts with `prefix`,
+    as `node` reports them (`rabbitmqctl list_queues name type members leader`)."""
+    rows = json.loads(_must(node, "list_queues", "name", "type", "members", "leader",
                             "--formatter", "json"))
-    return {row["name"]: {"type": row["type"], "members": sorted(row["members"] or [])}
+    return {row["name"]: {"type": row["type"], "members": sorted(row["members"] or []),
+                          "leader": row.get("leader")}
             for row in rows if row["name"].startswith(prefix)}
 
 

@@ -77,7 +77,12 @@ def connection_parameters(settings: Settings, name: str, **overrides) -> list[pi
 def connect(settings: Settings, name: str, **overrides) -> pika.BlockingConnection:
     """A connection to the first broker address that answers (pika tries them in order);
     raises pika's AMQPConnectionError when none does."""
-    return pika.BlockingConnection(connection_parameters(settings, name, **overrides))
+    parameters = connection_parameters(settings, name, **overrides)
+    connection = pika.BlockingConnection(parameters)
+    if len(parameters) > 1:  # which node, so a failover can be followed in the logs
+        chosen = connection._impl.params
+        log.info("%s connected to %s:%s", name, chosen.host, chosen.port)
+    return connection
 
 
 def encode(payload: dict) -> bytes:

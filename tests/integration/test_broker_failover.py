@@ -75,7 +75,7 @@ def test_the_work_queues_are_quorum_queues_on_all_three_nodes(two_urls, cluster)
     queues = rabbit_cluster.queue_members(cluster[1], two_urls.NAMESPACE)
     assert len(queues) == 2 * len(broker.QUEUES)  # each queue and its .dlq
     expected = sorted(node.nodename for node in cluster)
-    assert all(q == {"type": "quorum", "members": expected} for q in queues.values()), queues
+    assert all((q["type"], q["members"]) == ("quorum", expected) for q in queues.values()), queues
 
 
 def test_a_consumer_and_a_publisher_keep_working_when_the_first_node_stops(two_urls, cluster):
