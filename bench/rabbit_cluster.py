@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -143,10 +144,24 @@ def _port_taken(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _can_start() -> None:
+    """What starting a node needs here, or ClusterError saying what is missing."""
+    if shutil.which("rabbitmq-server") is None:
+        raise ClusterError("rabbitmq-server not found: install RabbitMQ (3.10 here)")
+    if os.geteuid() != 0:
+        raise ClusterError("starting nodes needs root: the start script runs each node as "
+                           "the rabbitmq user, in a directory it must own")
+    try:
+        pwd.getpwnam("rabbitmq")
+    except KeyError:
+        raise ClusterError("no rabbitmq user on this machine: install RabbitMQ's package") from None
+
+
 def start_node(node: Node) -> bool:
     """Start one node in the background unless it runs; True when it was started."""
     if is_running(node):
         return False
+    _can_start()
     for port in (node.amqp_port, node.dist_port):
         if _port_taken(port):
             raise ClusterError(f"port {port} for {node.nodename} is taken by another process")
