@@ -28,4 +28,3 @@ def _parameters(url: str) -> pika.URLParameters:
         context = params.ssl_options.context or ssl.create_default_context()
         params.ssl_options = pika.SSLOptions(context, server_hostname=params.host)
     return params
-

@@ -72,3 +72,8 @@ def test_production_refuses_guest_on_any_address():
         "RabbitMQ uses the user guest (set RABBITMQ_USER/RABBITMQ_URL)"]
     assert unsafe_reasons(s.model_copy(update={"RABBITMQ_URL": "amqp://events:pw@a/"}),
                           accounts=False) == []
+
+
+def test_a_comma_in_a_password_is_written_percent_encoded():
+    first, second = rabbitmq_parameters(settings(RABBITMQ_URL="amqp://u:a%2Cb@h1/,amqp://u:p@h2/"))
+    assert (first.credentials.password, first.host, second.host) == ("a,b", "h1", "h2")
