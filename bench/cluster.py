@@ -1,11 +1,14 @@
 """`make bench-cluster` (`python -m bench.cluster [--quick] [--keep]`): the pipeline through a
 three-node RabbitMQ cluster, one node stopped mid-run, and proof that nothing was lost.
 
-1. Start rb1-rb3@localhost and join them (bench.rabbit_cluster; about 1-2 minutes here).
+1. Start rb1-rb3@localhost and join them, and the standalone rb0 beside them
+   (bench.rabbit_cluster; about 1-2 minutes here).
 2. Run the failover tests on them (`pytest -m cluster tests/integration/test_broker_failover.py`).
 3. The insert -> assigned pipeline of bench.pipeline (the real relay and assignment consumer
-   processes, 400 operators) with RABBITMQ_URL listing the three nodes, and the same on the
-   machine's single node in the same run, so the two read as a ratio: the bare quorum queue's
+   processes, 400 operators) with RABBITMQ_URL listing the three nodes, and the same on a
+   standalone extra node (rb0, started alike; the machine's own node carries every other
+   session's traffic, which swung its figures by half between two runs) in the same run, so
+   the two read as a ratio: the bare quorum queue's
    confirmed publishes/s and consumes/s (bench.ceilings), throughput of a backlog and latency
    at 500 events/s, median of 3 runs each.
 4. Failover: events offered at 500/s while rb1, the node every client is connected to and
@@ -13,7 +16,7 @@ three-node RabbitMQ cluster, one node stopped mid-run, and proof that nothing wa
    (p50, p99, max) says how long the failover held events back.
 5. Verify: the quorum queues have all three nodes as members; every event of relay_service is
    stored once and has exactly one assignment; nothing is left on the queues or their DLQs.
-6. Stop the cluster (unless --keep) and merge the `cluster` section into .bench/results.json.
+6. Stop the nodes (unless --keep) and merge the `cluster` section into .bench/results.json.
 
 Exits 1 with one line if the cluster cannot start, a test fails, or the verification finds a
 lost or doubled event; the figures are written either way, with what failed.
@@ -28,6 +31,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from bench import ceilings, pipeline, rabbit_cluster, report
@@ -171,9 +175,10 @@ def problems(section: dict) -> list[str]:
 def measure(quick: bool) -> dict:
     """Everything above on a started cluster; the `cluster` section of results.json."""
     section: dict = {"nodes": [{"node": n.nodename, "amqp_port": n.amqp_port}
-                               for n in rabbit_cluster.NODES]}
+                               for n in rabbit_cluster.NODES],
+                     "single_node_is": rabbit_cluster.SOLO.nodename}
     section["failover_tests"] = failover_tests()
-    with fresh("single") as settings:
+    with fresh("single", RABBITMQ_URL=rabbit_cluster.SOLO.url) as settings:
         section["single_node"] = pipeline_figures(settings, quick)
     print(f"  single node: {section['single_node']['throughput_events_per_s']}", file=sys.stderr)
     with fresh("cluster", RABBITMQ_URL=rabbit_cluster.urls()) as settings:
@@ -189,7 +194,7 @@ def measure(quick: bool) -> dict:
 
 def table(section: dict) -> str:
     single, cluster = section["single_node"], section["cluster"]
-    lines = ["| figure (median, min–max) | single node | 3-node cluster |", "|---|---:|---:|"]
+    lines = ["| figure (median, min–max) | standalone node | 3-node cluster |", "|---|---:|---:|"]
 
     def cell(figure: dict) -> str:
         return f"{figure['median']:,.1f} ({figure['min']:,.1f}–{figure['max']:,.1f})"
@@ -228,7 +233,10 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.ERROR)
     began = time.monotonic()
     try:
-        print(f"starting {', '.join(rabbit_cluster.start())}", file=sys.stderr)
+        with ThreadPoolExecutor(2) as pool:
+            cluster = pool.submit(rabbit_cluster.start)
+            solo = pool.submit(rabbit_cluster.start, (rabbit_cluster.SOLO,))
+            print(f"started {', '.join(cluster.result() + solo.result())}", file=sys.stderr)
         started = round(time.monotonic() - began)
         section = measure(args.quick)
     except rabbit_cluster.ClusterError as error:
@@ -237,7 +245,7 @@ def main(argv: list[str]) -> int:
     finally:
         if not args.keep:
             try:
-                rabbit_cluster.stop()
+                rabbit_cluster.stop((*rabbit_cluster.NODES, rabbit_cluster.SOLO))
             except rabbit_cluster.ClusterError as error:
                 print(f"bench-cluster: could not stop the cluster: {error}", file=sys.stderr)
     section["bench"] = {"quick": args.quick, "cluster_start_s": started,

@@ -1,13 +1,14 @@
 """Three extra RabbitMQ nodes on this machine, clustered: rb1, rb2 and rb3@localhost.
 
 `make bench-cluster` and the failover test (tests/integration/test_broker_failover.py)
-stand on this; by hand: `python -m bench.rabbit_cluster start|status|stop [--wipe]`.
+stand on this; by hand: `python -m bench.rabbit_cluster start|status|stop [--wipe] [--solo]`.
 
 | node           | AMQP port | distribution port |
 |----------------|-----------|-------------------|
 | rb1@localhost  | 5681      | 25681             |
 | rb2@localhost  | 5682      | 25682             |
 | rb3@localhost  | 5683      | 25683             |
+| rb0@localhost  | 5680      | 25680             | (standalone, for comparison)
 
 The machine's own server (rabbit@localhost, port 5672) is never a target: joining a cluster
 resets a node, so every command here names one of the nodes above with `rabbitmqctl -n`,
@@ -71,6 +72,9 @@ class Node:
 
 
 NODES = (Node("rb1", 5681, 25681), Node("rb2", 5682, 25682), Node("rb3", 5683, 25683))
+# A standalone node started the same way, for comparison: the machine's own node carries
+# every other session's queues, so it cannot stand beside the cluster as a ceiling.
+SOLO = Node("rb0", 5680, 25680)
 
 
 def urls(nodes=NODES) -> str:
@@ -212,8 +216,8 @@ def join(nodes=NODES) -> None:
 
 
 def start(nodes=NODES) -> list[str]:
-    """Start the nodes that are down (in parallel), wait for all, join them; returns the
-    cluster's running nodes."""
+    """Start the nodes that are down (in parallel), wait for all, join them to the first;
+    returns the cluster's running nodes (one node: a standalone node)."""
     with ThreadPoolExecutor(len(nodes)) as pool:
         list(pool.map(start_node, nodes))
         list(pool.map(wait_node, nodes))
@@ -245,18 +249,20 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rabbit_cluster",
                                      description="Three extra RabbitMQ nodes, clustered.")
     parser.add_argument("command", choices=("start", "status", "stop"))
+    parser.add_argument("--solo", action="store_true", help="the standalone rb0 instead")
     parser.add_argument("--wipe", action="store_true", help="stop: delete the nodes' data")
     args = parser.parse_args(argv)
+    nodes = (SOLO,) if args.solo else NODES
     try:
         if args.command == "start":
-            print(f"running: {', '.join(start())}")
-            print(f"RABBITMQ_URL={urls()}")
+            print(f"running: {', '.join(start(nodes))}")
+            print(f"RABBITMQ_URL={urls(nodes)}")
         elif args.command == "status":
-            for node in NODES:
+            for node in nodes:
                 up = is_running(node)
                 print(f"{node.nodename} {'up' if up else 'down'} (AMQP {node.amqp_port})")
         else:
-            stop(wipe=args.wipe)
+            stop(nodes, wipe=args.wipe)
             print("stopped")
     except ClusterError as error:
         print(f"rabbit cluster: {error}", file=sys.stderr)
