@@ -60,8 +60,13 @@ bench: db
 soak: db
 	$(PY) -m bench.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
 
+# Three extra RabbitMQ nodes (rb1-rb3@localhost, AMQP 5681-5683; never the machine's own
+# node), the failover tests (pytest -m cluster), the pipeline through the cluster with one
+# node stopped mid-run, and the check that every event was stored and assigned once; writes
+# the `cluster` section of .bench/results.json and stops the nodes. Needs root (as the nodes
+# run as the rabbitmq user). QUICK=1: small sizes.
 bench-cluster: db
-	$(PY) -m bench.cluster
+	$(PY) -m bench.cluster $(if $(QUICK),--quick)
 
 # Every per-event and per-poll query under EXPLAIN ANALYZE at a million rows (bench/queries.py):
 # its databases are built once (about 10 minutes on two cores) and kept; REBUILD=1 starts over.

@@ -46,11 +46,9 @@ def check_redis(settings: Settings, client: redis.Redis | None = None) -> str | 
 
 
 def check_rabbitmq(settings: Settings) -> str | None:
-    params = resources.rabbitmq_parameters(settings)
-    params.socket_timeout = 3
-    params.connection_attempts = 1
+    """None when any of the broker addresses answers (pika tries them in order)."""
     try:
-        pika.BlockingConnection(params).close()
+        broker.connect(settings, "health-check", socket_timeout=CHECK_TIMEOUT).close()
     except Exception as error:  # pika raises many unrelated types for "cannot connect"
         return _first_line(error) or type(error).__name__
     return None
@@ -87,10 +85,10 @@ class BrokerProbe:
             for _ in range(2):
                 try:
                     if self._conn is None or not self._conn.is_open:
-                        params = broker.connection_parameters(self.settings, "api-health")
-                        params.socket_timeout = CHECK_TIMEOUT
-                        params.stack_timeout = CHECK_TIMEOUT
-                        self._conn = pika.BlockingConnection(params)
+                        # Any broker address that answers counts as up.
+                        self._conn = broker.connect(self.settings, "api-health",
+                                                    socket_timeout=CHECK_TIMEOUT,
+                                                    stack_timeout=CHECK_TIMEOUT)
                     self._conn.process_data_events(time_limit=0)
                     return None
                 except Exception as error:  # pika raises many unrelated types

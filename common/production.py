@@ -31,7 +31,7 @@ def unsafe_reasons(settings: Settings, accounts: bool = True) -> list[str]:
         reasons.append("CONSOLE_SECRET is the development default")
     elif len(settings.CONSOLE_SECRET) < MIN_SECRET_LENGTH:
         reasons.append(f"CONSOLE_SECRET is shorter than {MIN_SECRET_LENGTH} characters")
-    if _rabbitmq_user(settings) == "guest":
+    if "guest" in _rabbitmq_users(settings):
         reasons.append("RabbitMQ uses the user guest (set RABBITMQ_USER/RABBITMQ_URL)")
     if accounts:
         reasons.extend(f"account {name} still accepts the demo password "
@@ -39,10 +39,11 @@ def unsafe_reasons(settings: Settings, accounts: bool = True) -> list[str]:
     return reasons
 
 
-def _rabbitmq_user(settings: Settings) -> str:
+def _rabbitmq_users(settings: Settings) -> set[str]:
+    """The user of every broker address (RABBITMQ_URL may list several)."""
     if settings.RABBITMQ_URL:
-        return unquote(urlparse(settings.RABBITMQ_URL).username or "guest")
-    return settings.RABBITMQ_USER
+        return {unquote(urlparse(url).username or "guest") for url in settings.rabbitmq_urls}
+    return {settings.RABBITMQ_USER}
 
 
 def demo_accounts(settings: Settings) -> list[str]:

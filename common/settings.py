@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from functools import cached_property
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from croniter import croniter
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     RABBITMQ_USER: str = "guest"
     RABBITMQ_PASSWORD: str = "guest"
     RABBITMQ_VHOST: str = "/"
+    # Overrides the five above: one URL, or several comma-separated (the nodes of a
+    # cluster), which every client tries in order when it connects or reconnects.
     RABBITMQ_URL: str | None = None
     # Quorum queues' delivery limit: a message that crashes its consumer this many times
     # more is dead-lettered by the broker itself.
@@ -159,9 +161,9 @@ class Settings(BaseSettings):
 
     @field_validator("RABBITMQ_URL")
     @classmethod
-    def _amqp_url(cls, value: str | None) -> str | None:
-        if value and not value.lower().startswith(("amqp://", "amqps://")):
-            raise ValueError("must start with amqp:// or amqps:// (TLS)")
+    def _amqp_urls(cls, value: str | None) -> str | None:
+        if value:
+            split_amqp_urls(value)
         return value
 
     # ---- derived names -------------------------------------------------------------
@@ -170,15 +172,23 @@ class Settings(BaseSettings):
         """A queue or key name under the NAMESPACE prefix (empty prefix: the name itself)."""
         return f"{self.NAMESPACE}.{base}" if self.NAMESPACE else base
 
-    @cached_property
-    def rabbitmq_url(self) -> str:
+    @property
+    def rabbitmq_urls(self) -> tuple[str, ...]:
+        """The broker addresses in the order clients try them: each item of RABBITMQ_URL
+        (comma-separated, e.g. the nodes of a cluster), else one URL from the RABBITMQ_*
+        parts. Not cached: `model_copy(update=...)` would carry a cached value over."""
         if self.RABBITMQ_URL:
-            return self.RABBITMQ_URL
+            return split_amqp_urls(self.RABBITMQ_URL)
         vhost = quote(self.RABBITMQ_VHOST, safe="")
         return (
             f"amqp://{quote(self.RABBITMQ_USER)}:{quote(self.RABBITMQ_PASSWORD)}"
-            f"@{self.RABBITMQ_HOST}:{self.RABBITMQ_PORT}/{vhost}"
+            f"@{self.RABBITMQ_HOST}:{self.RABBITMQ_PORT}/{vhost}",
         )
+
+    @property
+    def rabbitmq_url(self) -> str:
+        """The first broker address (where one address is enough, e.g. naming the host)."""
+        return self.rabbitmq_urls[0]
 
     def postgres_dsn(self, dbname: str) -> str:
         """A libpq connection string for one of the two databases (or `postgres`)."""
@@ -206,6 +216,28 @@ class Settings(BaseSettings):
 def _libpq_quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
     return f"'{escaped}'"
+
+
+def split_amqp_urls(value: str) -> tuple[str, ...]:
+    """'amqp://a/, amqps://b/' -> ('amqp://a/', 'amqps://b/'). Every item must be an
+    amqp:// or amqps:// (TLS) URL with a usable port; the message names the item by its
+    position, never by its text (it may hold a password)."""
+    items = tuple(item.strip() for item in value.split(","))
+    for position, item in enumerate(items, start=1):
+        where = f"item {position} of {len(items)}" if len(items) > 1 else "the URL"
+        if not item:
+            raise ValueError(f"{where} is empty (a stray comma?)")
+        scheme = item.partition("://")[0].lower() if "://" in item else ""
+        if scheme not in ("amqp", "amqps"):
+            raise ValueError(f"{where} must start with amqp:// or amqps:// (TLS), "
+                             f"not {scheme + '://' if scheme else 'no scheme'}")
+        try:
+            port = urlsplit(item).port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError(f"{where} has a port that is not a number from 1 to 65535")
+    return items
 
 
 def parse_targets(value: str) -> dict[int, float]:

@@ -55,17 +55,34 @@ def declare_queues(channel, settings: Settings, bases: Iterable[str] = QUEUES) -
         channel.queue_declare(queue, durable=True, arguments=queue_arguments(settings, queue))
 
 
-def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
-    params = rabbitmq_parameters(settings)
-    params.heartbeat = 30
-    params.blocked_connection_timeout = 60
-    params.connection_attempts = 1
-    params.client_properties = {"connection_name": name}
-    return params
+def connection_parameters(settings: Settings, name: str, **overrides) -> list[pika.URLParameters]:
+    """The parameters of every broker address, in order, each with our heartbeat, blocked-
+    connection timeout and connection name, plus `overrides` (e.g. `socket_timeout=3`).
+
+    One attempt per address per `connect`: the callers' own reconnect loops (runner, relay,
+    publishers) do the waiting, and each new attempt walks the whole list again.
+    """
+    settings_for_all = {"heartbeat": 30, "blocked_connection_timeout": 60,
+                        "connection_attempts": 1, "client_properties": {"connection_name": name},
+                        **overrides}
+    parameters = rabbitmq_parameters(settings)
+    for params in parameters:
+        for attribute, value in settings_for_all.items():
+            if not isinstance(getattr(type(params), attribute, None), property):
+                raise TypeError(f"pika connection parameters have no {attribute!r}")
+            setattr(params, attribute, value)
+    return parameters
 
 
-def connect(settings: Settings, name: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(settings, name))
+def connect(settings: Settings, name: str, **overrides) -> pika.BlockingConnection:
+    """A connection to the first broker address that answers (pika tries them in order);
+    raises pika's AMQPConnectionError when none does."""
+    parameters = connection_parameters(settings, name, **overrides)
+    connection = pika.BlockingConnection(parameters)
+    if len(parameters) > 1:  # which node, so a failover can be followed in the logs
+        chosen = connection._impl.params
+        log.info("%s connected to %s:%s", name, chosen.host, chosen.port)
+    return connection
 
 
 def encode(payload: dict) -> bytes:

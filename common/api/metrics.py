@@ -20,7 +20,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import pika
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -271,11 +270,9 @@ class QueueDepths:
 
     def _open(self):
         if self._connection is None or not self._connection.is_open:
-            params = broker.connection_parameters(self.settings, "api-metrics")
-            params.socket_timeout = 2
-            params.blocked_connection_timeout = 2
-            params.stack_timeout = 3
-            self._connection = pika.BlockingConnection(params)
+            # The first broker address that answers (pika tries them in order).
+            self._connection = broker.connect(self.settings, "api-metrics", socket_timeout=2,
+                                              blocked_connection_timeout=2, stack_timeout=3)
             self._channel = None
         if self._channel is None or not self._channel.is_open:
             self._channel = self._connection.channel()

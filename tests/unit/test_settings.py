@@ -72,5 +72,5 @@ def test_tls_and_passwords_reach_the_clients():
     pool = redis_client(s).connection_pool
     assert pool.connection_class.__name__ == "SSLConnection"
     assert pool.connection_kwargs["password"] == "pw"
-    params = rabbitmq_parameters(s)
+    [params] = rabbitmq_parameters(s)
     assert params.ssl_options.server_hostname == "rabbit.example" and params.port == 5671
