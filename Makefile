@@ -7,12 +7,18 @@ N ?= 10
 
 .PHONY: install servers db up worker test generate bench soak bench-cluster bench-queries lint password audit
 
-$(VENV)/.synced: pyproject.toml uv.lock
+# Compiled bytecode, for the dependencies once per lock and for the project's own code on
+# every install (only what changed): where PYTHONDONTWRITEBYTECODE is set, as on this kind of
+# machine, Python would otherwise compile every module at every start, and a restarted
+# process would need twice as long (docs/decisions.md, "Restart times").
+$(VENV)/.synced-compiled: pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	python3 -m uv sync --frozen --python python3
+	python3 -m uv sync --frozen --python python3 --compile-bytecode
 	@touch $@
 
-install: $(VENV)/.synced
+CODE := common consumers flows console deployments bench
+install: $(VENV)/.synced-compiled
+	@$(PY) -m compileall -q -j 0 $(CODE)
 
 # Says which of PostgreSQL, Redis and RabbitMQ does not answer, and fails.
 servers: install
