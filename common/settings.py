@@ -263,8 +263,10 @@ def describe_error(error: ValidationError) -> str:
     """One line naming the first variable that was refused and why."""
     first = error.errors()[0]
     variable = ".".join(str(part) for part in first["loc"]) or "settings"
-    value = first.get("input")
-    return f"invalid setting {variable}={value!r}: {first['msg']}"
+    if variable.endswith(("PASSWORD", "SECRET", "_URL")):
+        # May carry a credential (a password, or one inside a URL): name it, never show it.
+        return f"invalid setting {variable} (value not shown): {first['msg']}"
+    return f"invalid setting {variable}={first.get('input')!r}: {first['msg']}"
 
 
 def load_settings(**overrides) -> Settings:

@@ -19,7 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import httpx
 
@@ -49,32 +49,42 @@ def definition(settings: Settings) -> dict:
 def apply(settings: Settings) -> str:
     """Set the policy; returns how ('rabbitmqctl' or 'management API'), or raises
     RuntimeError with one line when neither way works. rabbitmqctl only for a broker on
-    this machine; the management API is asked on RABBITMQ_HOST."""
+    this machine; the management API is asked on the host of each broker address in turn
+    (a policy set on one node of a cluster holds for all of them)."""
     if _broker_is_local(settings) and shutil.which("rabbitmqctl") and _with_rabbitmqctl(settings):
         return "rabbitmqctl"
-    if _with_management_api(settings):
+    hosts = list(dict.fromkeys(urlparse(url).hostname or "" for url in settings.rabbitmq_urls))
+    if any(_with_management_api(settings, url) for url in settings.rabbitmq_urls):
         return "management API"
     raise RuntimeError(
         f"could not set the dead-letter length policy (no usable rabbitmqctl, no management "
-        f"API at {settings.RABBITMQ_HOST}:{MANAGEMENT_PORT}); set it by hand: rabbitmqctl "
-        f"set_policy --apply-to queues {policy_name(settings)} '{pattern(settings)}' "
-        f"'{json.dumps(definition(settings))}'")
+        f"API on port {MANAGEMENT_PORT} of {', '.join(hosts)}); set it by hand on one node: "
+        f"rabbitmqctl [-n NODE] set_policy --apply-to queues {policy_name(settings)} "
+        f"'{pattern(settings)}' '{json.dumps(definition(settings))}'")
+
+
+def vhost(broker_url: str) -> str:
+    """The virtual host of a broker address (its path; `/` when there is none)."""
+    path = urlparse(broker_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
 
 
 def _broker_is_local(settings: Settings) -> bool:
-    """rabbitmqctl speaks to this machine's node: use it only when that is the broker."""
-    host = urlparse(settings.rabbitmq_url).hostname or ""
-    return host in ("localhost", "127.0.0.1", "::1")
+    """rabbitmqctl speaks to this machine's own node (rabbit@host, AMQP on 5672): use it only
+    when that node is the broker, not for other nodes started here on other ports."""
+    first = urlparse(settings.rabbitmq_url)
+    return (first.hostname or "") in ("localhost", "127.0.0.1", "::1") and (
+        first.port or 5672) == 5672
 
 
 def clear(settings: Settings) -> None:
     """Remove this namespace's policy (tests call it when they are done)."""
-    subprocess.run(["rabbitmqctl", "-q", "-p", settings.RABBITMQ_VHOST, "clear_policy",
+    subprocess.run(["rabbitmqctl", "-q", "-p", vhost(settings.rabbitmq_url), "clear_policy",
                     policy_name(settings)], capture_output=True, timeout=60, check=False)
 
 
 def _with_rabbitmqctl(settings: Settings) -> bool:
-    command = ["rabbitmqctl", "-q", "-p", settings.RABBITMQ_VHOST, "set_policy",
+    command = ["rabbitmqctl", "-q", "-p", vhost(settings.rabbitmq_url), "set_policy",
                "--apply-to", "queues", "--priority", "10", policy_name(settings),
                pattern(settings), json.dumps(definition(settings))]
     try:
@@ -87,14 +97,18 @@ def _with_rabbitmqctl(settings: Settings) -> bool:
     return result.returncode == 0
 
 
-def _with_management_api(settings: Settings) -> bool:
-    url = (f"http://{settings.RABBITMQ_HOST}:{MANAGEMENT_PORT}/api/policies/"
-           f"{quote(settings.RABBITMQ_VHOST, safe='')}/{quote(policy_name(settings), safe='')}")
+def _with_management_api(settings: Settings, broker_url: str) -> bool:
+    """PUT the policy to the management API on the host of `broker_url`, with its user."""
+    address = urlparse(broker_url)
+    host = f"[{address.hostname}]" if ":" in (address.hostname or "") else address.hostname
+    url = (f"http://{host}:{MANAGEMENT_PORT}/api/policies/"
+           f"{quote(vhost(broker_url), safe='')}/{quote(policy_name(settings), safe='')}")
     body = {"pattern": pattern(settings), "definition": definition(settings),
             "priority": 10, "apply-to": "queues"}
     try:
         answer = httpx.put(url, json=body, timeout=10,
-                           auth=(settings.RABBITMQ_USER, settings.RABBITMQ_PASSWORD))
+                           auth=(unquote(address.username or "guest"),
+                                 unquote(address.password or "guest")))
     except httpx.HTTPError as error:
         log.info("management API unreachable: %r", error)
         return False

@@ -67,3 +67,20 @@ def test_service_hosts_become_local_and_nothing_else_changes():
         "http://127.0.0.1:5555/api"
     assert compose.remap_ports(["--port", "4200", "14200"], {4200: 5555}) == \
         ["--port", "5555", "14200"]
+
+
+@pytest.mark.parametrize("url, local", [
+    ("amqp://guest:guest@localhost/", True), ("amqp://guest:guest@127.0.0.1:5672/", True),
+    # Other nodes started on this machine (bench.rabbit_cluster): rabbitmqctl would set the
+    # policy on the machine's own node instead.
+    ("amqp://guest:guest@127.0.0.1:5681/,amqp://guest:guest@127.0.0.1:5682/", False),
+    ("amqp://events:pw@rabbit-1/,amqp://events:pw@rabbit-2/", False),
+])
+def test_rabbitmqctl_sets_the_policy_only_when_the_broker_is_this_machines_node(url, local):
+    assert dlq_policy._broker_is_local(Settings(_env_file=None, RABBITMQ_URL=url)) is local
+
+
+def test_the_policy_goes_to_the_virtual_host_of_the_broker_address():
+    assert [dlq_policy.vhost(url) for url in ("amqp://a", "amqp://a/", "amqp://a/prod",
+                                               "amqp://a/%2F", "amqp://a/team%2Fa")] == [
+        "/", "/", "prod", "/", "team/a"]

@@ -43,7 +43,17 @@ def test_namespace_prefixes_names():
 def test_nonsense_is_refused_naming_the_variable(variable, value):
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None, **{variable: value})
-    assert describe_error(caught.value).startswith(f"invalid setting {variable}=")
+    line = describe_error(caught.value)
+    assert line.startswith(f"invalid setting {variable}")
+    # A URL may carry a password: its value is never repeated; other values are.
+    assert (value in line) != variable.endswith("_URL")
+
+
+def test_a_refused_url_does_not_show_the_password_inside_it():
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, RABBITMQ_URL="amqp://events:hunter2@a/,http://events:hunter2@b/")
+    line = describe_error(caught.value)
+    assert "hunter2" not in line and "item 2 of 2" in line
 
 
 def test_prefect_style_cron_with_seconds_at_the_end_is_accepted():
