@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 import pika
+from pika.exceptions import NackError
 
 from common.adapters import broker
 from common.adapters.presence import Presence
@@ -89,6 +90,9 @@ def outbox_row(conn, assignment_id: int) -> dict:
 
 # ---- RabbitMQ ---------------------------------------------------------------------------
 
+NACK_RETRIES = 10
+
+
 def publish_raw(settings: Settings, base: str, bodies: Sequence[bytes | dict],
                 queue: str | None = None, headers: dict | None = None,
                 id_prefix: str | None = None) -> None:
@@ -102,11 +106,19 @@ def publish_raw(settings: Settings, base: str, bodies: Sequence[bytes | dict],
         channel.confirm_delivery()
         for body in bodies:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            channel.basic_publish(
-                "", queue or settings.name(base), data,
-                pika.BasicProperties(delivery_mode=2, headers=headers, message_id=(
-                    f"{id_prefix}{time.time_ns()}" if id_prefix else None)),
-                mandatory=True)
+            properties = pika.BasicProperties(delivery_mode=2, headers=headers, message_id=(
+                f"{id_prefix}{time.time_ns()}" if id_prefix else None))
+            # A nack means the broker did not take it (a quorum queue may refuse for a moment
+            # on a loaded machine, seen in CI): a producer publishes it again.
+            for attempt in range(NACK_RETRIES):
+                try:
+                    channel.basic_publish("", queue or settings.name(base), data, properties,
+                                          mandatory=True)
+                    break
+                except NackError:
+                    if attempt == NACK_RETRIES - 1:
+                        raise
+                    time.sleep(0.2)
     finally:
         connection.close()
 

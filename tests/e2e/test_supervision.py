@@ -204,10 +204,12 @@ def test_every_process_killed_mid_stream_comes_back_and_nothing_is_lost(settings
             times = {}
             for name in (*BEATING, "api", "console", "prefect"):
                 # The stream flows from STREAM_BEFORE s before the kill to STREAM_AFTER s
-                # after it, so each kill lands mid-stream and the total stays bounded.
+                # after it, so each kill lands mid-stream and the total stays bounded. A
+                # round ends when its stream has, so a quick restart does not cut the next.
                 producer.flowing.set()
                 time.sleep(STREAM_BEFORE)
-                threading.Timer(STREAM_AFTER, producer.flowing.clear).start()
+                stream_ends = threading.Timer(STREAM_AFTER, producer.flowing.clear)
+                stream_ends.start()
                 with ThreadPoolExecutor(1) as pool:
                     floor = (pool.submit(import_seconds, IMPORT_FLOORS[name])
                              if name in IMPORT_FLOORS else None)
@@ -215,6 +217,7 @@ def test_every_process_killed_mid_stream_comes_back_and_nothing_is_lost(settings
                     print(f"{name}: back after {times[name]:.2f} s (goal 5 s)" + (
                         f"; `{IMPORT_FLOORS[name]}` alone took {floor.result():.2f} s beside it"
                         if floor else ""))
+                stream_ends.join()
             # The flow runner follows its Prefect server: restarted, beating again.
             eventually(lambda: stack.health().get("status") == "ok", timeout=BACK_WITHIN,
                        message="every process beats after the Prefect server's restart")
