@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 TRANSIENT = (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError,
              broker.PublishError, OSError)
 MAX_BACKOFF = 30.0
+# The longest this thread blocks in pika with nothing to do: deliveries and the worker's
+# wake-up end the wait at once; this bounds how late SIGTERM and the idle work are seen.
+WAIT_SECONDS = 0.25
 
 
 class DatabaseHandler:
@@ -147,6 +150,11 @@ class BatchConsumer:
         keeps receiving the next from the broker; pika's objects are only ever touched
         here. The handler is never used by two threads at once: the periodic work runs only
         while no batch is in flight.
+
+        No polling interval: a batch starts as soon as a non-blocking read finds nothing
+        more to add to it (or it is full), and otherwise this thread blocks in pika until a
+        delivery arrives or the worker, done with a batch, wakes it
+        (`add_callback_threadsafe`), or WAIT_SECONDS pass (heartbeats, SIGTERM, idle work).
         """
         connection = broker.connect(self.settings, self.name)
         try:
@@ -157,17 +165,16 @@ class BatchConsumer:
             log.info("%s consuming %s", self.name, self.queue)
             while not self.stopping:
                 heartbeat.tick()
-                busy = self.buffer or self._inflight is not None
-                before = len(self.buffer)
-                connection.process_data_events(time_limit=0.001 if busy else 0.25)
-                quiet = len(self.buffer) == before
                 if self._inflight is not None and self._inflight[0].done():
                     self._finish(channel)
                 if self._inflight is None:
-                    if self.buffer and (quiet or len(self.buffer) >= self.batch_size):
-                        self._start()
-                    else:
-                        self._maybe_idle()
+                    if self.buffer and self._gathered(connection):
+                        self._start(connection)
+                        continue
+                    self._maybe_idle()
+                    if self.buffer:
+                        continue  # more arrived: read again before waiting
+                connection.process_data_events(time_limit=WAIT_SECONDS)
             if self._inflight is not None:
                 self._inflight[0].exception()  # wait: its commit decides its ack
                 self._finish(channel)
@@ -180,6 +187,13 @@ class BatchConsumer:
             if connection.is_open:
                 with contextlib.suppress(AMQPError):
                     connection.close()
+
+    def _gathered(self, connection) -> bool:
+        """Read what has already arrived, without waiting. True when the buffer is ready to
+        become a batch: nothing more came in, or a batch's worth is there."""
+        before = len(self.buffer)
+        connection.process_data_events(time_limit=0)
+        return len(self.buffer) == before or len(self.buffer) >= self.batch_size
 
     def _on_message(self, _channel, method, properties, body) -> None:
         """pika calls this for each delivery while process_data_events runs."""
@@ -202,8 +216,9 @@ class BatchConsumer:
 
     # -- one batch -----------------------------------------------------------------------
 
-    def _start(self) -> None:
-        """Parse the next batch here, and hand the good messages to the worker."""
+    def _start(self, connection) -> None:
+        """Parse the next batch here, and hand the good messages to the worker, which wakes
+        this thread's pika loop when it is done."""
         batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size :]
         good, bad = [], {}
         for delivery in batch:
@@ -214,6 +229,7 @@ class BatchConsumer:
             except Exception as error:  # noqa: BLE001 - a parser bug must not end the process
                 bad[delivery.tag] = (delivery, summary("parser failed", error), "unreadable")
         future = self._worker.submit(self._with_retry, lambda: self._handle(good, bad))
+        future.add_done_callback(lambda _future: _wake(connection))
         self._inflight = (future, batch, good, bad)
 
     def _finish(self, channel) -> None:
@@ -369,3 +385,15 @@ class BatchConsumer:
 
         self._with_retry(publish)
 
+
+
+def _wake(connection) -> None:
+    """Called in the worker thread when a batch is done: end the consuming thread's wait in
+    pika (the only thread-safe call of a BlockingConnection). A closed connection needs no
+    waking: its loop is already ending."""
+    with contextlib.suppress(AMQPError):
+        connection.add_callback_threadsafe(_nothing)
+
+
+def _nothing() -> None:
+    pass
