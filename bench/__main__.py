@@ -41,6 +41,8 @@ def run(quick: bool) -> dict:
         "relay_drain_events_per_s": flow["relay_drain_events_per_s"]["median"],
         "login_to_work_ms_p50": operator["login_to_work_ms"]["median"],
         "rss_mb": {**flow["rss_mb"], **operator["rss_mb"]},
+        "cpu_ms_per_1000_events": {name: figure["median"] for name, figure
+                                   in flow["cpu_ms_per_1000_events"].items()},
         "ceilings": measured_ceilings,
         "spread": {
             "latency_by_load": flow["latency_by_load"],

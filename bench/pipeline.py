@@ -15,6 +15,7 @@ import random
 import sys
 import time
 
+from bench import cpu
 from bench.stack import add_operators, consumers, fresh, rss_of, spread
 from common import resources
 from common.adapters import broker
@@ -46,15 +47,21 @@ def free_everyone(conn, presence: Presence) -> None:
     reconcile_counters(conn, presence)
 
 
-def throughput(relay_conn, conn, presence: Presence, backlog: int) -> float:
-    """Insert a backlog at once; events/s until every one is assigned."""
+def throughput(relay_conn, conn, presence: Presence, backlog: int,
+               ours: dict[str, list[int]] | None = None, costs: list | None = None) -> float:
+    """Insert a backlog at once; events/s until every one is assigned. With `ours` (name ->
+    PIDs), the CPU each spent per 1,000 events is appended to `costs` (bench.cpu)."""
     free_everyone(conn, presence)
     target = assigned(conn) + backlog
+    before = cpu.snapshot(ours or {})
     start = time.monotonic()
     generate_events(relay_conn, backlog, report=_quiet)
     eventually(lambda: assigned(conn) >= target, timeout=600, interval=0.01,
                message=f"a backlog of {backlog} assigned")
-    return backlog / (time.monotonic() - start)
+    rate = backlog / (time.monotonic() - start)
+    if costs is not None:
+        costs.append(cpu.per_thousand(before, cpu.snapshot(ours or {}), backlog))
+    return rate
 
 
 def offered(relay_conn, rate: int, seconds: float) -> int:
@@ -126,11 +133,19 @@ def measure(quick: bool) -> dict:
             for count in CONSUMERS:
                 with consumers(settings, "assignment", copies=count) as procs:
                     throughput(relay_conn, conn, presence, 200)  # warm-up, not counted
-                    rates = [throughput(relay_conn, conn, presence, backlog)
+                    ours = {"relay": [p.pid for p in relay], "assignment": [p.pid for p in procs],
+                            "postgres_ours": [
+                                pid for pid in cpu.backends(conn, [settings.POSTGRES_DB_RELAY,
+                                                                   settings.POSTGRES_DB_ASSIGNMENT])
+                                if pid != relay_conn.info.backend_pid]}  # not the generator's
+                    costs: list[dict] = []
+                    rates = [throughput(relay_conn, conn, presence, backlog, ours, costs)
                              for _ in range(runs)]
                     out["by_consumers"][str(count)] = spread(rates)
                     print(f"  {count} assignment consumer(s): {rates}", file=sys.stderr)
                     if count == 1:
+                        out["cpu_ms_per_1000_events"] = {
+                            name: spread([c[name] for c in costs]) for name in costs[0]}
                         for rate in LOADS:
                             figures = [latency_run(relay_conn, conn, presence, rate, seconds)
                                        for _ in range(runs)]

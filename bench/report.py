@@ -80,6 +80,7 @@ def table(results: dict, spreads: dict) -> str:
     for name, figure in ceilings.items():
         lines.append(f"| ceiling: {name} | {_num(figure['median'])} /s | "
                      f"{_num(figure['min'])}–{_num(figure['max'])} | | 1.00 |")
+    lines.extend(_cpu_rows(results.get("cpu_ms_per_1000_events", {})))
     for name, mb in sorted(results.get("rss_mb", {}).items()):
         lines.append(f"| RSS of {name} at the end | {mb:.0f} MB | | < 150 MB | |")
     if results.get("queries"):  # make bench-queries (bench/queries.py)
@@ -88,6 +89,21 @@ def table(results: dict, spreads: dict) -> str:
                      f"{q['slowest_hot_ms']:.2f} ms | | ≤ 5 ms, indexed | "
                      f"{len(q['failing'])} failing |")
     return "\n".join(lines)
+
+
+def _cpu_rows(costs: dict) -> list[str]:
+    """CPU per 1,000 events of the backlog runs (1 consumer), and the rate 2 cores would
+    allow if only our processes and the servers' share of ours ran (bench/cpu.py)."""
+    if not costs:
+        return []
+    rows = [f"| CPU per 1,000 events: {name} | {_num(ms)} ms | | | |"
+            for name, ms in costs.items()]
+    own = sum(costs.get(name, 0) for name in ("relay", "assignment", "postgres_ours",
+                                               "rabbitmq", "redis"))
+    if own > 0:
+        rows.append(f"| 2 cores ÷ CPU per event (relay + assignment + our PostgreSQL "
+                    f"backends + RabbitMQ + Redis) | {_num(2e6 / own)} events/s | | | |")
+    return rows
 
 
 def charts(results: dict) -> list[Path]:

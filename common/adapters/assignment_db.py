@@ -61,26 +61,35 @@ _DRAW = """
     FROM events
     WHERE waiting_since IS NOT NULL {where}
     ORDER BY severity DESC, created_at
-    LIMIT %(limit)s
+    LIMIT %({limit})s
     FOR UPDATE SKIP LOCKED
 """
 
 
-def draw_waiting(cur, region: str | None, limit: int, overflow_after: int,
-                 overflow_only: bool = False) -> list[dict]:
-    """Lock up to `limit` waiting events, most severe then oldest, skipping locked ones.
+def draw_waiting(cur, draws: Sequence[tuple[str | None, int, bool]],
+                 overflow_after: int) -> list[dict]:
+    """Lock waiting events, most severe then oldest, skipping locked ones: one draw per
+    (region, limit, overflow_only), in one statement (one round trip), in this order.
 
     `region` None draws from every region; `overflow_only` only events due for overflow.
+    Each draw is its own CTE so it keeps its index (events_waiting_idx by region,
+    events_waiting_any_idx otherwise): PostgreSQL refuses FOR UPDATE under UNION, and
+    one parameterised query would lose the region prefix. Rows of two draws may repeat.
     """
-    where = ""
-    if region is not None:
-        where += " AND region = %(region)s"
-    if overflow_only:
-        where += " AND waiting_since <= now() - make_interval(secs => %(overflow)s)"
-    cur.execute(
-        _DRAW.format(where=where),
-        {"region": region, "limit": limit, "overflow": overflow_after},
-    )
+    ctes, params = [], {"overflow": overflow_after}
+    for k, (region, limit, overflow_only) in enumerate(draws):
+        where = ""
+        if region is not None:
+            where += f" AND region = %(region{k})s"
+            params[f"region{k}"] = region
+        if overflow_only:
+            where += " AND waiting_since <= now() - make_interval(secs => %(overflow)s)"
+        params[f"limit{k}"] = limit
+        ctes.append(f"d{k} AS ({_DRAW.format(where=where, limit=f'limit{k}')})")
+    if not ctes:
+        return []
+    union = " UNION ALL ".join(f"SELECT * FROM d{k}" for k in range(len(ctes)))
+    cur.execute(f"WITH {', '.join(ctes)} {union}", params)
     return cur.fetchall()
 
 

@@ -115,8 +115,8 @@ def decide(assignment_id: AssignmentId, body: DecisionRequest, res: Res, conn: C
     """Approve or reject a pending assignment ('completed' is approved)."""
     updated = decisions.decide(conn, res.presence, res.settings, assignment_id, me,
                                body.status, body.reason, body.note,
-                               backfill=res.backfill.request)
-    res.fast_path.submit([assignment_id])
+                               backfill=res.backfill.request,
+                               decided=lambda decided_id: res.fast_path.submit([decided_id]))
     return updated
 
 

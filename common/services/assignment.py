@@ -139,19 +139,20 @@ def _count_assigned(result: RouteResult) -> None:
 
 
 def _draw(cur, settings: Settings, free: dict[str, int], limit: int) -> list[dict]:
-    """Lock waiting events to route now, in priority order, at most what capacity allows."""
+    """Lock waiting events to route now, in priority order, at most what capacity allows:
+    per served region what its operators can take, then any region's events due for
+    overflow; all in one statement."""
     total = min(sum(free.values()), limit)
     overflow = settings.OVERFLOW_AFTER_SECONDS
     if settings.ROUTING_MODE == "global":
-        return db.draw_waiting(cur, None, total, overflow)
-    drawn: dict = {}
-    for user_region, slots in free.items():
-        region = routing.served_region(user_region)
-        for event in db.draw_waiting(cur, region, min(slots, limit), overflow):
-            drawn[event["event_id"]] = event
+        return db.draw_waiting(cur, [(None, total, False)], overflow)
+    draws = [(routing.served_region(user_region), min(slots, limit), False)
+             for user_region, slots in free.items()]
     if overflow >= 0:
-        for event in db.draw_waiting(cur, None, total, overflow, overflow_only=True):
-            drawn.setdefault(event["event_id"], event)
+        draws.append((None, total, True))
+    drawn: dict = {}
+    for event in db.draw_waiting(cur, draws, overflow):
+        drawn.setdefault(event["event_id"], event)
     ordered = sorted(drawn.values(), key=lambda e: (-e["severity"], e["created_at"]))
     return ordered[: max(total, 0)]
 

@@ -10,6 +10,7 @@ or inline when there is none. Relaying the outbox row is the review loop's job
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import psycopg
 import redis
@@ -36,12 +37,15 @@ _ASSIGNMENT_FIELDS = """
 def decide(conn: psycopg.Connection, presence: Presence, settings: Settings,
            assignment_id: int, actor_user: dict, status: str,
            reason: str | None = None, note: str | None = None,
-           backfill: BackfillHook | None = None) -> dict:
+           backfill: BackfillHook | None = None,
+           decided: Callable[[int], None] | None = None) -> dict:
     """Approve or reject a pending assignment ('completed' means approved).
 
     Raises NotFound, Forbidden (not the actor's work or region) or Conflict (released,
     already decided, or the same decision twice). Returns the updated assignment. A
-    deadlock or serialization failure is retried once, then raised.
+    deadlock or serialization failure is retried once, then raised. `decided` (the API's
+    fast path) hears of the assignment id right after the commit, before the Redis counter
+    and the backfill, which the decision -> source `Viewed` path need not wait for.
     """
     actor = rules.Actor(actor_user["id"], actor_user["role"], actor_user["region"])
     try:
@@ -52,6 +56,8 @@ def decide(conn: psycopg.Connection, presence: Presence, settings: Settings,
                     type(error).__name__)
         current, live, updated = _decide_once(conn, assignment_id, actor, actor_user,
                                               status, reason, note)
+    if decided is not None:
+        decided(assignment_id)
     log.debug("event %s (assignment %s, user %s) decided: %s by user %s", current["event_id"],
               assignment_id, current["user_id"], updated["status"], actor.user_id)
     _after_decision(conn, presence, settings, current["user_id"], live, backfill)

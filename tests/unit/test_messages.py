@@ -89,3 +89,39 @@ def test_the_event_id_of_a_bad_event_is_read_when_readable():
     assert event_id_of(json.dumps({"eventId": str(event_id), "x": []}).encode()) == event_id
     assert event_id_of(b"[" * 30_000) is None
     assert event_id_of(b'{"eventId": 5}') is None
+
+
+def _both(model, body: bytes):
+    """(native reader's model or None, the two-step reader's model or None)."""
+    from common.messages import _decode, _validate
+    try:
+        native = model.model_validate_json(body)
+    except Exception:  # noqa: BLE001 - refused
+        native = None
+    try:
+        strict = _validate(model, _decode(body))
+    except BadMessage:
+        strict = None
+    return native, strict
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.sampled_from([*VALID_EVENT, "assignmentId", "decision", "reason",
+                                        "decidedAt", "note"]),
+                       json_values | st.sampled_from(["2026-01-01", "1e3", "\ud800", "a\u0000"]),
+                       max_size=12),
+       st.sampled_from(["", " ", "x", "\ufeff", "{}", "\n"]))
+def test_the_native_reader_accepts_nothing_the_two_steps_refuse(fields, suffix):
+    body = (json.dumps({**VALID_EVENT, **fields}) + suffix).encode("utf-8", "surrogatepass")
+    for model in MODELS:
+        native, strict = _both(model, body)
+        if native is not None:
+            assert native == strict
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_the_native_reader_accepts_no_random_bytes_the_two_steps_refuse(body):
+    for model in MODELS:
+        native, strict = _both(model, body)
+        assert native is None or native == strict
