@@ -38,6 +38,7 @@ from bench import queries_data, report
 from common.adapters import assignment_db as db
 from common.adapters import broker, rejected_events
 from common.adapters.migrations import SCHEMAS, SQL_ROOT
+from common.domain import routing
 from common.domain.events import to_message
 from common.messages import DecisionMessage, OutboundEvent, parse
 from common.services import (
@@ -238,12 +239,17 @@ def catalogue(settings, s: dict) -> list[Query]:
     _add(q, "assignment_db.store_events", ev, "assignment",
          capture(db.store_events, s["arriving"]))
     overflow = settings.OVERFLOW_AFTER_SECONDS
+    # A routing pass draws per served region and then overflow, in one statement
+    # (services/assignment._draw); global routing draws once from every region.
+    regional = [(region, s["batch"], False) for region in routing.EVENT_REGIONS]
+    _add(q, "assignment_db.draw_waiting (regions + overflow)", ev, "assignment",
+         capture(db.draw_waiting, [*regional, (None, s["batch"], True)], overflow))
     _add(q, "assignment_db.draw_waiting (region)", ev, "assignment",
-         capture(db.draw_waiting, "NA", s["batch"], overflow))
+         capture(db.draw_waiting, regional[:1], overflow))
     _add(q, "assignment_db.draw_waiting (overflow)", ev, "assignment",
-         capture(db.draw_waiting, None, s["batch"], overflow, overflow_only=True))
+         capture(db.draw_waiting, [(None, s["batch"], True)], overflow))
     _add(q, "assignment_db.draw_waiting (global)", ev, "assignment",
-         capture(db.draw_waiting, None, s["batch"], overflow))
+         capture(db.draw_waiting, [(None, s["batch"], False)], overflow))
     _add(q, "assignment_db.lock_routable_loads", ev, "assignment",
          capture(db.lock_routable_loads, ops))
     _add(q, "assignment_db.lock_loads", ev, "assignment", capture(db.lock_loads, ops))
