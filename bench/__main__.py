@@ -36,6 +36,7 @@ def run(quick: bool) -> dict:
         "latency_by_load": {rate: {p: figure[p]["median"] for p in figure}
                             for rate, figure in flow["latency_by_load"].items()},
         "by_consumers": flow["by_consumers"],
+        "by_relays": flow["by_relays"],
         "backfill_ms_p50": operator["backfill_ms"]["median"],
         "decision_to_viewed_ms_p50": operator["decision_to_viewed_ms"]["median"],
         "relay_drain_events_per_s": flow["relay_drain_events_per_s"]["median"],

@@ -152,6 +152,13 @@ def measure(quick: bool) -> dict:
                             out["latency_by_load"][str(rate)] = {
                                 p: spread([f[p] for f in figures]) for p in ("p50", "p95", "p99")}
                         out["rss_mb"].update(rss_of({"relay": relay, "assignment": procs}))
+        # The same backlog through two relays (LISTEN/NOTIFY claims with SKIP LOCKED) and
+        # one assignment consumer, beside the single relay's figure above.
+        with consumers(settings, "relay", copies=2), consumers(settings, "assignment"):
+            throughput(relay_conn, conn, presence, 200)  # warm-up, not counted
+            rates = [throughput(relay_conn, conn, presence, backlog) for _ in range(runs)]
+            print(f"  2 relays, 1 assignment consumer: {rates}", file=sys.stderr)
+            out["by_relays"] = {"1": out["by_consumers"]["1"], "2": spread(rates)}
     out["relay_drain_events_per_s"] = relay_drain(quick)
     out["backlog"] = backlog
     return out

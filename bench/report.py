@@ -72,6 +72,10 @@ def table(results: dict, spreads: dict) -> str:
         lines.append(f"| throughput, {count} assignment consumer(s) | "
                      f"{_num(figure['median'])} events/s | {_num(figure['min'])}–"
                      f"{_num(figure['max'])} | | |")
+    for count, figure in sorted(results.get("by_relays", {}).items(), key=lambda i: int(i[0])):
+        lines.append(f"| throughput, {count} relay(s), 1 assignment consumer | "
+                     f"{_num(figure['median'])} events/s | {_num(figure['min'])}–"
+                     f"{_num(figure['max'])} | | |")
     for rate, figure in sorted(results.get("latency_by_load", {}).items(),
                                key=lambda i: int(i[0])):
         lines.append(f"| insert → assigned at {rate}/s p50 / p95 / p99 | "
