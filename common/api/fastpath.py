@@ -30,6 +30,7 @@ MAX_RETRY_SECONDS = 15.0
 RETRY_GIVE_UP_SECONDS = 600.0
 MAX_RETRYING = 10_000  # beyond this many unconfirmed ids, the sweep alone relays the rest
 KEEPALIVE_SECONDS = 10.0
+SWEEP_RETRY_SECONDS = 5.0
 
 _UNPUBLISHED = (
     "SELECT assignment_id FROM outbox_assignments "
@@ -46,6 +47,8 @@ class FastPath(Worker):
         self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
         # assignment id -> (first failure, next attempt, delay) of ids not yet confirmed
         self._retrying: dict[int, tuple[float, float, float]] = {}
+        self._swept = False  # the start-up sweep, done once it succeeds
+        self._sweep_at = 0.0  # when to try it (again, after a failure)
 
     def submit(self, assignment_ids: Iterable[int]) -> None:
         """THE fast-path call site (the decide route, after its commit): relay these soon."""
@@ -57,13 +60,16 @@ class FastPath(Worker):
         self.publisher.close()
 
     def _timeout(self) -> float:
-        if not self._retrying:
+        due = min([next_at for _, next_at, _ in self._retrying.values()]
+                  + ([] if self._swept else [self._sweep_at]), default=None)
+        if due is None:
             return KEEPALIVE_SECONDS
-        due = min(next_at for _, next_at, _ in self._retrying.values())
         return max(0.0, min(KEEPALIVE_SECONDS, due - time.monotonic()))
 
     def _step(self) -> None:
         """Publish what was submitted and what is due for a retry; keep the link alive."""
+        if not self._swept and time.monotonic() >= self._sweep_at:
+            self._sweep_once()
         now = time.monotonic()
         fresh = self._drain()
         due = [i for i, (_, next_at, _) in self._retrying.items() if next_at <= now]
@@ -79,6 +85,21 @@ class FastPath(Worker):
             self.drop_connection()
             left = set(ids)
         self._schedule(ids, left, now)
+
+    def _sweep_once(self) -> None:
+        """Relay what an earlier API process committed but never published (module doc)."""
+        try:
+            relayed = publish_decided(self.connection(), self.publisher, self.settings)
+        except (psycopg.Error, AMQPError, OSError) as error:
+            log.warning("fast path: start-up sweep failed, tried again in %g s: %r",
+                        SWEEP_RETRY_SECONDS, error)
+            self.drop_connection()
+            self._sweep_at = time.monotonic() + SWEEP_RETRY_SECONDS
+            return
+        self._swept = True
+        if relayed:
+            log.info("fast path: relayed %d decision(s) left unpublished or unfinished at "
+                     "start", relayed)
 
     def _drain(self) -> list[int]:
         ids = []

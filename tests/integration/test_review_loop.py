@@ -10,6 +10,7 @@ import pytest
 
 from common.adapters import broker
 from common.adapters.presence import Presence
+from common.api.fastpath import FastPath
 from common.resources import assignment_connection, publisher, redis_client
 from common.services import assignment, outbox
 from tests import helpers
@@ -200,3 +201,20 @@ def _take(taken: list, settings, dlq: str) -> int:
 def reason_of(headers: dict) -> str:
     reason = headers["x-death-reason"]
     return reason.decode() if isinstance(reason, bytes) else reason
+
+
+def test_an_api_starting_relays_what_a_killed_one_committed_but_never_published(
+        settings, conn, decide_new):
+    # Committed, and its API process gone before the fast path published it.
+    e, assignment_id = decide_new()
+    assert helpers.outbox_row(conn, assignment_id)["published_at"] is None
+    fast_path = FastPath(settings)
+    fast_path.start()
+    try:
+        eventually(lambda: helpers.outbox_row(conn, assignment_id)["published_at"],
+                   message="relayed by the next API process's start-up sweep")
+    finally:
+        fast_path.close()
+    bodies = helpers.drain(settings, settings.name(broker.INBOUND))
+    assert [json.loads(body)["assignmentId"] for body, _ in bodies] == [assignment_id]
+    assert json.loads(bodies[0][0])["eventId"] == str(e.event_id)
