@@ -4,8 +4,11 @@ The stack of `python -m deployments.up` runs on free ports with the test's datab
 NAMESPACE. Events arrive at 200/s while six operators decide through the API over HTTP. Each
 long-running process is killed with SIGKILL in turn; each must come back (a new pid, and a
 heartbeat from it, or its HTTP health for the API, the console and the Prefect server)
-within a generous bound; the time it took is printed. Afterwards every event is accounted
-for exactly once and every decision ends `Viewed` and `finished`.
+within a generous bound; the time it took is printed. The Prefect server is two processes
+(deployments/prefect_server.py): its keeper, which the supervisor runs, and the server the
+keeper forked; each is killed in its own round. Afterwards every event is accounted for
+exactly once, every decision ends `Viewed` and `finished`, and the flow runner completes a
+scheduled run against the server that replaced the killed ones.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pytest
 
 from common import heartbeat
 from common.resources import assignment_connection, redis_client, relay_connection
+from deployments.prefect_server import SERVER_PID_FILE, is_our_server
 from tests.e2e.supervised import Stack, supervised, wait_ready
 from tests.processes import ROOT, eventually
 
@@ -36,8 +40,9 @@ OPERATORS = ("john.smith", "carlos.garcia", "liu.yang", "mike.ross", "ana.silva"
              "marie.dubois")
 BEATING = ("relay", "assignment", "inbound", "ack", "deployments")
 # Where each program without a heartbeat answers once it is back.
+PREFECT_HEALTH = "http://127.0.0.1:{prefect}/api/health"
 ANSWERS = {"api": "{api}/health", "console": "http://127.0.0.1:{console}/_stcore/health",
-           "prefect": "http://127.0.0.1:{prefect}/api/health"}
+           "prefect": PREFECT_HEALTH, "prefect-server": PREFECT_HEALTH}
 STREAM_BEFORE, STREAM_AFTER = 2, 3  # seconds of events around each kill
 DECISIONS_PER_SECOND = 20  # the drain bound assumes at least this many, over HTTP
 HEARTBEAT_EVERY = 30  # seconds between an operator's session refreshes
@@ -146,14 +151,28 @@ def answers(url: str) -> bool:
         return False
 
 
+def serving_pid(stack: Stack) -> int:
+    """The Prefect server process serving now: the keeper's child that wrote the pid file."""
+    try:
+        pid = int((stack.state / "prefect" / SERVER_PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    return pid if is_our_server(pid) else 0
+
+
+def pid_of(stack: Stack, name: str) -> int:
+    return serving_pid(stack) if name == "prefect-server" else stack.pid(name)
+
+
 def kill_and_wait(stack: Stack, name: str) -> float:
-    """SIGKILL the program NAME; seconds until it is back (beating or answering)."""
-    old = stack.pid(name)
+    """SIGKILL the program NAME (or the Prefect keeper's server, `prefect-server`); seconds
+    until it is back (beating or answering)."""
+    old = pid_of(stack, name)
     assert old, f"{name} is not running"
     os.kill(old, signal.SIGKILL)
     killed = time.monotonic()
-    new = eventually(lambda: (p := stack.pid(name)) not in (0, old) and p, timeout=BACK_WITHIN,
-                     interval=0.05, message=f"{name} restarted")
+    new = eventually(lambda: (p := pid_of(stack, name)) not in (0, old) and p,
+                     timeout=BACK_WITHIN, interval=0.05, message=f"{name} restarted")
     if name in BEATING:
         eventually(lambda: beats_from(stack, name, new), timeout=BACK_WITHIN, interval=0.05,
                    message=f"{name} beats again")
@@ -163,6 +182,25 @@ def kill_and_wait(stack: Stack, name: str) -> float:
         eventually(lambda: answers(url), timeout=BACK_WITHIN, interval=0.05,
                    message=f"{name} answers again")
     return time.monotonic() - killed
+
+
+def relieved(stack: Stack, orphan: int) -> float:
+    """After the keeper's kill: seconds until a server of the new keeper serves and has
+    stopped the orphan the killed keeper left serving."""
+    started = time.monotonic()
+    eventually(lambda: serving_pid(stack) not in (0, orphan) and not is_our_server(orphan),
+               timeout=BACK_WITHIN, interval=0.1, message="the new keeper's server took over")
+    return time.monotonic() - started
+
+
+def completed_runs_since(stack: Stack, since: datetime) -> int:
+    """Flow runs the runner completed that started after `since` (Prefect's own API)."""
+    answer = httpx.post(
+        f"http://127.0.0.1:{stack.settings.PREFECT_PORT}/api/flow_runs/count",
+        json={"flow_runs": {"start_time": {"after_": since.isoformat()},
+                            "state": {"type": {"any_": ["COMPLETED"]}}}}, timeout=10)
+    answer.raise_for_status()
+    return int(answer.json())
 
 
 def import_seconds(statement: str) -> float:
@@ -201,7 +239,7 @@ def test_every_process_killed_mid_stream_comes_back_and_nothing_is_lost(settings
             thread.start()
         try:
             times = {}
-            for name in (*BEATING, "api", "console", "prefect"):
+            for name in (*BEATING, "api", "console", "prefect", "prefect-server"):
                 # The stream flows from STREAM_BEFORE s before the kill to STREAM_AFTER s
                 # after it, so each kill lands mid-stream and the total stays bounded. A
                 # round ends when its stream has, so a quick restart does not cut the next.
@@ -209,12 +247,19 @@ def test_every_process_killed_mid_stream_comes_back_and_nothing_is_lost(settings
                 time.sleep(STREAM_BEFORE)
                 stream_ends = threading.Timer(STREAM_AFTER, producer.flowing.clear)
                 stream_ends.start()
+                orphan = serving_pid(stack)
                 times[name] = kill_and_wait(stack, name)
+                # The killed keeper's server answered throughout; the new keeper imports
+                # and forks its own, which takes over.
+                takeover = relieved(stack, orphan) if name == "prefect" else None
                 stream_ends.join()
                 print(f"{name}: back after {times[name]:.2f} s (goal 5 s)" + (
+                    f"; its server relieved by the new keeper's {takeover:.2f} s later"
+                    if takeover is not None else "") + (
                     f"; `{IMPORT_FLOORS[name]}` alone, just after, took "
                     f"{import_seconds(IMPORT_FLOORS[name]):.2f} s" if name in IMPORT_FLOORS
                     else ""))
+            prefect_back = datetime.now(UTC)
             # The flow runner follows its Prefect server: restarted, beating again.
             eventually(lambda: stack.health().get("status") == "ok", timeout=BACK_WITHIN,
                        message="every process beats after the Prefect server's restart")
@@ -232,6 +277,10 @@ def test_every_process_killed_mid_stream_comes_back_and_nothing_is_lost(settings
         finally:
             stop.set()
         print(f"decided by the operators: {sum(o.decided for o in operators)}; {final}")
+        # Scheduled every minute in this stack: a run started after the last Prefect round
+        # completes, so the runner works against the server that replaced the killed ones.
+        eventually(lambda: completed_runs_since(stack, prefect_back) > 0, timeout=240,
+                   interval=2, message="a scheduled flow run completed after the Prefect kills")
         assert final == {"inserted": inserted, "source": inserted, "viewed": inserted,
                          "decisions": inserted, "decided_events": inserted,
                          "outbox": inserted, "finished": inserted, "received": inserted}
