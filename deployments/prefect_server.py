@@ -181,12 +181,17 @@ def keep(argv: list[str]) -> int:
         if stopping:
             break
         young = young + 1 if lived < YOUNG_SECONDS else 0
-        backoff = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (young - 2)) if young > 1 else 0.0
+        backoff = pause_before_fork(young)
         log(f"server {child} ended ({describe(status)}) after {lived:.1f} s; "
             f"forking the next in {backoff:.1f} s")
         time.sleep(backoff)
     log("stopped")
     return 0
+
+
+def pause_before_fork(young: int) -> float:
+    """Seconds to wait before the next fork after `young` servers in a row died young."""
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (young - 2)) if young > 1 else 0.0
 
 
 def wait_for(pid: int) -> int:
