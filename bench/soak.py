@@ -4,8 +4,10 @@ Every process of the system runs as `make up` runs it: relay, assignment, inboun
 API, and beside them the Prefect server, the flow runner (deployments.serve) and the
 console. Events are inserted at a steady rate; operator threads read their work through
 GET /users/{id}/assignments and decide it through PUT /assignments/{id}. Every
-SAMPLE_SECONDS the resident memory (VmRSS, with its children for the Prefect server, the flow
-runner and the console) of each process is recorded. The consumers and the API must stay
+SAMPLE_SECONDS the resident memory of each process is recorded: VmRSS for the consumers and
+the API; for the Prefect server (its keeper and the server it forked), the flow runner (with
+its flow-run subprocesses) and the console, the proportional set size of the whole tree, so
+that pages a fork shares are counted once. The consumers and the API must stay
 under 150 MB and flat; the others are reported beside them. Writes the `soak` section of
 `.bench/results.json`. `--seconds` shortens it for a try-out.
 """
@@ -44,9 +46,24 @@ DECIDERS = 4
 REASONS = ["false_alarm", "duplicate", "handled_on_site", "other"]
 
 
-def tree_rss(pid: int) -> float | None:
-    """VmRSS of a process and all its descendants, in MB (the Prefect server, the flow
-    runner with its flow-run subprocesses, streamlit)."""
+def pss_mb(pid: int) -> float | None:
+    """Proportional set size of a process (Pss in smaps_rollup), in MB: each shared page
+    divided among the processes sharing it. VmRSS where the kernel has no smaps_rollup."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except FileNotFoundError:
+        return rss_mb(pid)
+    except OSError:
+        return None
+    return rss_mb(pid)
+
+
+def tree_pss(pid: int) -> float | None:
+    """PSS of a process and all its descendants, in MB (the Prefect server's keeper and its
+    server, the flow runner with its flow-run subprocesses, streamlit)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -57,7 +74,7 @@ def tree_rss(pid: int) -> float | None:
     total, todo, seen = 0.0, [pid], False
     while todo:
         current = todo.pop()
-        size = rss_mb(current)
+        size = pss_mb(current)
         if size is not None:
             total, seen = total + size, True
         todo.extend(children.get(current, []))
@@ -80,8 +97,8 @@ def beside(settings):
     quiet = {"cwd": ROOT, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     try:
         started["prefect_server"] = subprocess.Popen(
-            [f"{bin_}/prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            **quiet)
+            [sys.executable, "-m", "deployments.prefect_server", "--host", "127.0.0.1",
+             "--port", str(port)], **quiet)
         try:
             eventually(lambda: _up(f"http://127.0.0.1:{port}/api/health"), timeout=120,
                        interval=1, message="the Prefect server answers")
@@ -167,7 +184,7 @@ def _sample(own: dict, others: dict, series: dict, stopping: threading.Event) ->
         for name, proc in own.items():
             series.setdefault(name, []).append([at, rss_mb(proc.pid)])
         for name, proc in others.items():
-            series.setdefault(name, []).append([at, tree_rss(proc.pid)])
+            series.setdefault(name, []).append([at, tree_pss(proc.pid)])
         if stopping.wait(SAMPLE_SECONDS):
             return
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -162,6 +163,10 @@ def keep(argv: list[str]) -> int:
         signal.signal(signum, stop)
 
     young = 0  # servers in a row that died young
+    # Move what the import built out of the collector's reach, so that a collection in a
+    # server does not write to (and so copy) every page it shares with the keeper.
+    gc.collect()
+    gc.freeze()
     while not stopping:
         child = os.fork()
         if child == 0:
