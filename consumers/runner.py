@@ -20,7 +20,9 @@ import contextlib
 import logging
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg
@@ -95,13 +97,29 @@ class Stop(Exception):
     pass
 
 
+@dataclass
+class InFlight:
+    """A batch handed to a worker: its future, deliveries, parsed and refused messages, and
+    the handler (with its own database connection) that runs it."""
+    future: Future
+    batch: list
+    good: list
+    bad: dict
+    handler: DatabaseHandler
+
+
 class BatchConsumer:
     """Consumes one queue in batches for a handler until SIGTERM/SIGINT."""
 
     def __init__(self, settings: Settings, handler: DatabaseHandler, name: str,
-                 prefetch: int = 1000, batch_size: int = 500, idle_every: float = 0):
+                 prefetch: int = 1000, batch_size: int = 500, idle_every: float = 0,
+                 more_handlers: Sequence[DatabaseHandler] = ()):
+        """`more_handlers` (each with its own connection) let that many more batches be in
+        flight at once, each in its own worker thread: one batch's database work overlaps
+        the next one's. Batches are still acknowledged in delivery order."""
         self.settings = settings
         self.handler = handler
+        self.handlers = [handler, *more_handlers]
         self.name = name
         self.prefetch = prefetch
         self.batch_size = batch_size
@@ -112,11 +130,11 @@ class BatchConsumer:
         self.stopping = False
         self.stats = {"handled": 0, "dead_lettered": 0, "requeued": 0, "idle_failures": 0}
         self._unknown_in_a_row = 0
-        self._succeeded = 0
         self._delivery_limit = settings.RABBITMQ_DELIVERY_LIMIT
         self._next_idle = time.monotonic() + idle_every
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-batch")
-        self._inflight: tuple | None = None
+        self._worker = ThreadPoolExecutor(max_workers=len(self.handlers),
+                                          thread_name_prefix=f"{name}-batch")
+        self._inflight: deque[InFlight] = deque()
         self._gathering_since: float | None = None
         self._dlq = broker.ConfirmingPublisher(settings, f"{name}-dlq", bases=[handler.queue])
 
@@ -174,25 +192,25 @@ class BatchConsumer:
             log.info("%s consuming %s", self.name, self.queue)
             while not self.stopping:
                 heartbeat.tick()
-                if self._inflight is not None and self._inflight[0].done():
-                    self._finish(channel)
-                if self._inflight is None:
+                while self._inflight and self._inflight[0].future.done():
+                    self._finish(channel)  # in delivery order: see _settle
+                if len(self._inflight) < len(self.handlers):
                     if self.buffer and self._gathered(connection):
                         self._start(connection)
                         continue
-                    self._maybe_idle()
+                    if not self._inflight:
+                        self._maybe_idle()
                     if self.buffer:
                         continue  # more arrived: read again before waiting
                 connection.process_data_events(time_limit=WAIT_SECONDS)
-            if self._inflight is not None:
-                self._inflight[0].exception()  # wait: its commit decides its ack
+            while self._inflight:
+                self._inflight[0].future.exception()  # wait: its commit decides its ack
                 self._finish(channel)
         finally:
-            if self._inflight is not None:
+            while self._inflight:
                 # The connection failed under an in-flight batch: let it finish (it cannot
                 # be acked now; the broker redelivers it and dedup makes that harmless).
-                self._inflight[0].exception()
-                self._inflight = None
+                self._inflight.popleft().future.exception()
             if connection.is_open:
                 with contextlib.suppress(AMQPError):
                     connection.close()
@@ -245,23 +263,27 @@ class BatchConsumer:
                 bad[delivery.tag] = (delivery, error.reason, error.kind)
             except Exception as error:  # noqa: BLE001 - a parser bug must not end the process
                 bad[delivery.tag] = (delivery, summary("parser failed", error), "unreadable")
-        future = self._worker.submit(self._with_retry, lambda: self._handle(good, bad))
+        busy = {entry.handler for entry in self._inflight}
+        handler = next(h for h in self.handlers if h not in busy)
+        future = self._worker.submit(self._with_retry, lambda: self._handle(good, bad, handler),
+                                     handler)
         future.add_done_callback(lambda _future: _wake(connection))
-        self._inflight = (future, batch, good, bad)
+        self._inflight.append(InFlight(future, batch, good, bad, handler))
 
     def _finish(self, channel) -> None:
-        """The worker is done with a batch: dead-letter the bad ones, then ack them all."""
-        future, batch, good, bad = self._inflight
-        self._inflight = None
+        """The worker is done with the oldest batch: dead-letter the bad ones, then ack them
+        all."""
+        entry = self._inflight.popleft()
+        batch, good, bad = entry.batch, entry.good, entry.bad
         try:
-            requeue = future.result()
+            requeue = entry.future.result()
         except Stop:
             raise
         except Exception:  # noqa: BLE001 - a runner bug: requeue the batch, keep running
             log.exception("%s: batch of %d failed unexpectedly; requeued", self.name, len(good))
             requeue = [delivery for delivery, _ in good]
         for delivery, reason, kind in bad.values():
-            self._dead_letter(delivery, reason, kind)
+            self._dead_letter(delivery, reason, kind, entry.handler)
         if bad:
             dlq.note_depth(channel, self.settings, self.handler.queue, len(bad))
         self._settle(channel, batch, {d.tag for d in requeue})
@@ -271,8 +293,9 @@ class BatchConsumer:
     def _settle(channel, batch: list[Delivery], requeue: set[int]) -> None:
         """Requeue what must be retried, then ack the rest with one `multiple` ack.
 
-        Deliveries arrive in tag order and a batch is a prefix of them, so every tag up to
-        the batch's highest (not requeued) is in this batch: one frame instead of hundreds.
+        Deliveries arrive in tag order, a batch is a prefix of what is not yet in flight, and
+        batches are finished in the order they started, so every tag up to the batch's
+        highest (not requeued) is in this batch: one frame instead of hundreds.
         """
         for tag in sorted(requeue):
             channel.basic_nack(tag, requeue=True)
@@ -280,13 +303,16 @@ class BatchConsumer:
         if done:
             channel.basic_ack(max(done), multiple=True)
 
-    def _handle(self, good: list, bad: dict) -> list[Delivery]:
+    def _handle(self, good: list, bad: dict, handler: DatabaseHandler | None = None
+                ) -> list[Delivery]:
         """Whole batch first; on a non-transient error, one by one. Returns what to requeue,
-        after a back-off when something had to be requeued. Runs in the worker thread."""
+        after a back-off when something had to be requeued. Runs in a worker thread."""
+        handler = handler or self.handler
         if not good:
             return []
+        succeeded = 0
         try:
-            self.handler.handle([item for _, item in good])
+            handler.handle([item for _, item in good])
             self._unknown_in_a_row = 0
             return []
         except TRANSIENT:
@@ -295,30 +321,33 @@ class BatchConsumer:
             if len(good) > 1:
                 log.warning("%s: batch of %d failed (%s); retrying one by one",
                             self.name, len(good), summary("", error))
-            failed = [(good[0][0], error)] if len(good) == 1 else self._one_by_one(good)
-        requeue = self._judge(failed, bad, alone=len(good) == 1)
+                failed, succeeded = self._one_by_one(good, handler)
+            else:
+                failed = [(good[0][0], error)]
+        requeue = self._judge(failed, bad, alone=len(good) == 1, succeeded=succeeded)
         if requeue:
             self._back_off_after_failures()
         return requeue
 
-    def _one_by_one(self, good: list) -> list[tuple[Delivery, Exception]]:
-        """Handle each message alone; returns the failures with their errors, and counts the
-        successes in `_succeeded` (evidence that the failures are the messages' own)."""
-        failed = []
-        self._succeeded = 0
+    @staticmethod
+    def _one_by_one(good: list, handler: DatabaseHandler
+                    ) -> tuple[list[tuple[Delivery, Exception]], int]:
+        """Handle each message alone; returns the failures with their errors, and how many
+        succeeded (evidence that the failures are the messages' own)."""
+        failed, succeeded = [], 0
         for delivery, item in good:
             try:
-                self.handler.handle([item])
-                self._succeeded += 1
+                handler.handle([item])
+                succeeded += 1
             except TRANSIENT:
                 raise
             except Exception as error:  # noqa: BLE001 - judged below
                 failed.append((delivery, error))
-        return failed
+        return failed, succeeded
 
-    def _judge(self, failed: list, bad: dict, alone: bool) -> list[Delivery]:
+    def _judge(self, failed: list, bad: dict, alone: bool, succeeded: int) -> list[Delivery]:
         """Each failure's fate: dead letter (bad for sure) or requeue (maybe a passing fault)."""
-        proven = not alone and self._succeeded > 0
+        proven = not alone and succeeded > 0
         requeue = []
         for delivery, error in failed:
             dead = verdict(error, proven, self._last_delivery(delivery), self._delivery_limit)
@@ -346,8 +375,9 @@ class BatchConsumer:
                     self.name, self._unknown_in_a_row, delay)
         self._sleep(delay)
 
-    def _with_retry(self, work):
-        """Run `work`, retrying transient failures with capped back-off until it succeeds."""
+    def _with_retry(self, work, handler: DatabaseHandler | None = None):
+        """Run `work`, retrying transient failures with capped back-off until it succeeds;
+        `handler` (default the first) is the one reconnected after a failure."""
         backoff = 0.5
         while True:
             try:
@@ -359,19 +389,21 @@ class BatchConsumer:
                             self.name, error, backoff)
                 self._sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
-                self._reset_handler()
+                self._reset_handler(handler or self.handler)
 
-    def _reset_handler(self) -> None:
+    @staticmethod
+    def _reset_handler(handler: DatabaseHandler) -> None:
         try:
-            self.handler.reset()
+            handler.reset()
         except TRANSIENT as error:
-            log.warning("%s: reconnect failed: %r", self.name, error)
+            log.warning("reconnect failed: %r", error)
 
-    def _dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
+    def _dead_letter(self, delivery: Delivery, reason: str, kind: str,
+                     handler: DatabaseHandler | None = None) -> None:
         """Publish the original body to `<queue>.dlq` with the reason (and its kind, a
-        short category), before the ack. The handler hears of it first."""
+        short category), before the ack. The handler (of its batch) hears of it first."""
         log.error("%s: dead-lettering delivery %s (%s): %s", self.name, delivery.tag, kind, reason)
-        self._tell_handler(delivery, reason, kind)
+        self._tell_handler(delivery, reason, kind, handler or self.handler)
         ours = dead_letter_headers(reason, kind, self.queue)
         try:
             self._publish_dead_letter(delivery, {**safe_headers(delivery.headers), **ours})
@@ -384,9 +416,10 @@ class BatchConsumer:
         self.stats["dead_lettered"] += 1
         metrics.DEAD_LETTERED.labels(queue=self.handler.queue, reason=kind).inc()
 
-    def _tell_handler(self, delivery: Delivery, reason: str, kind: str) -> None:
+    def _tell_handler(self, delivery: Delivery, reason: str, kind: str,
+                      handler: DatabaseHandler) -> None:
         try:
-            self._with_retry(lambda: self.handler.on_dead_letter(delivery, reason, kind))
+            self._with_retry(lambda: handler.on_dead_letter(delivery, reason, kind), handler)
         except Stop:
             raise
         except Exception:  # noqa: BLE001 - the dead letter itself matters more
