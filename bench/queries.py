@@ -258,6 +258,14 @@ def catalogue(settings, s: dict) -> list[Query]:
     pairs = [(ops[i % len(ops)], e) for i, e in enumerate(s["waiting"])]
     _add(q, "assignment_db.insert_assignments", ev, "assignment",
          capture(db.insert_assignments, pairs, "router", "assigned"))
+    # What a batch of arrivals runs instead of store_events + insert_assignments: the dedup
+    # rows, then the mirror rows and assignments of arrivals and drawn events in one statement.
+    _add(q, "assignment_db.record_received", ev, "assignment",
+         capture(db.record_received, s["arriving"]))
+    half = s["arriving"][: len(s["arriving"]) // 2]
+    mixed = [(ops[i % len(ops)], e.event_id) for i, e in enumerate(half)] + pairs
+    _add(q, "assignment_db.store_and_assign", ev, "assignment",
+         capture(db.store_and_assign, s["arriving"], mixed, "router", "assigned"))
     _add(q, "assignment_db.live_counts (resync)", ev, "assignment", capture(db.live_counts))
     # rejected_events.record: the assignment consumer, per dead letter
     _add(q, "rejected_events.RECORD", ev, "assignment",

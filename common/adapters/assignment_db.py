@@ -54,6 +54,90 @@ def store_events(cur, events: Sequence[OutboundEvent]) -> list:
     return [row["event_id"] for row in cur.fetchall()]
 
 
+def record_received(cur, events: Sequence[OutboundEvent]) -> list[OutboundEvent]:
+    """Dedup rows for events never received before. Returns those events (the first copy of
+    each, in order); their mirror rows are written by `store_and_assign` in the same
+    transaction. An id already in dedup_events (a duplicate, or a late copy of an event
+    decided or released long ago) changes nothing."""
+    if not events:
+        return []
+    cur.execute(
+        "INSERT INTO dedup_events (event_id) "
+        "SELECT DISTINCT id::uuid FROM jsonb_array_elements_text(%s::jsonb) AS t(id) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        [json.dumps([str(event.event_id) for event in events])],
+    )
+    new = {row["event_id"] for row in cur.fetchall()}
+    fresh = []
+    for event in events:
+        if event.event_id in new:
+            new.discard(event.event_id)
+            fresh.append(event)
+    return fresh
+
+
+def store_and_assign(cur, fresh: Sequence[OutboundEvent], pairs: Sequence[tuple[int, object]],
+                     actor: str, reason: str) -> list[dict]:
+    """One statement: the mirror rows of `fresh` (received now: waiting, unless assigned
+    here), new pending assignments (user, event) with their history rows, and the drawn
+    events among them leave waiting. A fresh event assigned at once is written once, never
+    waiting: no update, no lock, no entry in the waiting indexes.
+
+    Raises if an assignment could not be made (its event neither fresh nor in the mirror):
+    the load rows were already raised for it.
+    """
+    if not fresh and not pairs:
+        return []
+    cur.execute(
+        f"""
+        WITH incoming AS (
+            SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS t({_EVENT_RECORD})
+        ), picked AS (
+            SELECT * FROM jsonb_to_recordset(%(pairs)s::jsonb) AS t(user_id int, event_id uuid)
+        ), stored AS (
+            INSERT INTO events ({_EVENT_COLUMNS}, waiting_since)
+            SELECT {_EVENT_COLUMNS}, CASE WHEN p.user_id IS NULL THEN now() END
+            FROM incoming i LEFT JOIN picked p USING (event_id)
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id, region, severity, rule_type, camera_id, waiting_since
+        ), source AS (
+            -- rows inserted above are not visible to a scan of events in this statement
+            SELECT event_id, region, severity, rule_type, camera_id
+            FROM stored WHERE waiting_since IS NULL
+            UNION ALL
+            SELECT e.event_id, e.region, e.severity, e.rule_type, e.camera_id
+            FROM events e JOIN picked p USING (event_id)
+            WHERE e.waiting_since IS NOT NULL
+        ), created AS (
+            INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id)
+            SELECT p.user_id, p.event_id, s.region, s.severity, s.rule_type, s.camera_id
+            FROM picked p JOIN source s USING (event_id)
+            RETURNING assignment_id, user_id, event_id, created_at
+        ), logged AS (
+            INSERT INTO assignment_history
+                (assignment_id, event_id, user_id, actor, previous_state, new_state, reason)
+            SELECT assignment_id, event_id, user_id, %(actor)s, NULL, 'pending', %(reason)s
+            FROM created
+        ), left_waiting AS (
+            UPDATE events e SET waiting_since = NULL, released_from = NULL, updated_at = now()
+            FROM picked p WHERE e.event_id = p.event_id AND e.waiting_since IS NOT NULL
+        )
+        SELECT * FROM created
+        """,
+        {
+            "events": _EVENT_LIST.dump_json(list(fresh)).decode(),
+            "pairs": json.dumps([{"user_id": u, "event_id": str(e)} for u, e in pairs]),
+            "actor": actor,
+            "reason": reason,
+        },
+    )
+    created = cur.fetchall()
+    if len(created) != len(pairs):
+        raise RuntimeError(f"{len(pairs) - len(created)} of {len(pairs)} assignment(s) found "
+                           "no waiting or fresh event")
+    return created
+
+
 _DRAW = """
     SELECT event_id, region, severity, created_at, released_from,
            (%(overflow)s >= 0 AND waiting_since <= now() - make_interval(secs => %(overflow)s))

@@ -7,6 +7,7 @@ operator fast; PostgreSQL's guarded load rows refuse anything over the cap.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Sequence
@@ -37,14 +38,17 @@ def receive(conn: psycopg.Connection, presence: Presence, settings: Settings,
             events: Sequence[OutboundEvent]) -> RouteResult:
     """Store a batch of arrivals and route from the waiting set, in one transaction.
 
+    The arrivals compete with the waiting set in one routing pass: those assigned at once
+    are stored already assigned, the rest stored waiting (see `_route_pass`).
     The caller acknowledges the messages only after this returns (the commit is done).
     """
     try:
         with conn.transaction(), conn.cursor() as cur:
-            stored = db.store_events(cur, events)
-            _log_stored(events, stored)
-            result = _route_pass(cur, presence, settings, limit=max(len(events), 1) * 2)
-            result.stored = len(stored)
+            fresh = db.record_received(cur, events)
+            _log_stored(events, [event.event_id for event in fresh])
+            result = _route_pass(cur, presence, settings, limit=max(len(events), 1) * 2,
+                                 fresh=fresh)
+            result.stored = len(fresh)
     except Exception:
         _resync_counts(conn, presence)
         raise
@@ -94,14 +98,20 @@ def _resync_counts(conn: psycopg.Connection, presence: Presence) -> None:
         log.warning("could not resync counters: %s", error)
 
 
-def _route_pass(cur, presence: Presence, settings: Settings, limit: int) -> RouteResult:
-    """Draw waiting events the present operators can take, pick, guard, insert."""
+def _route_pass(cur, presence: Presence, settings: Settings, limit: int,
+                fresh: Sequence[OutboundEvent] = ()) -> RouteResult:
+    """Draw waiting events the present operators can take, pick, guard, insert.
+
+    `fresh`: events received in this transaction, not stored yet. They are candidates beside
+    the drawn ones, in the same priority order and the same per-region limits, and are
+    stored in the statement that inserts the assignments: waiting, unless assigned now.
+    """
     result = RouteResult()
     free = presence.capacity()
-    if not free:
-        return result
-    drawn = _draw(cur, settings, free, limit)
+    drawn = _draw(cur, settings, free, limit, fresh) if free else []
     if not drawn:
+        if fresh:
+            db.store_and_assign(cur, fresh, [], actor="router", reason="assigned")
         return result
     wanted = [
         routing.wanted_region(e["region"], e["overflow_due"], settings.ROUTING_MODE)
@@ -117,8 +127,12 @@ def _route_pass(cur, presence: Presence, settings: Settings, limit: int) -> Rout
         presence.set_unavailable(user_id)
     result.refused = refused
     result.counts = counts
-    if pairs:
+    if fresh:
+        result.assigned = db.store_and_assign(cur, fresh, pairs, actor="router",
+                                              reason="assigned")
+    elif pairs:
         result.assigned = db.insert_assignments(cur, pairs, actor="router", reason="assigned")
+    if pairs:
         result.created_at = {e["event_id"]: e["created_at"] for e in drawn}
         log.info("assigned %d event(s), %d refused by the cap", len(pairs), refused)
     return result
@@ -138,23 +152,60 @@ def _count_assigned(result: RouteResult) -> None:
                       row["assignment_id"], row["user_id"])
 
 
-def _draw(cur, settings: Settings, free: dict[str, int], limit: int) -> list[dict]:
+def _draw(cur, settings: Settings, free: dict[str, int], limit: int,
+          fresh: Sequence[OutboundEvent] = ()) -> list[dict]:
     """Lock waiting events to route now, in priority order, at most what capacity allows:
     per served region what its operators can take, then any region's events due for
-    overflow; all in one statement."""
+    overflow; all in one statement. Fresh arrivals (not stored yet) join the draws they
+    would have been drawn by, had they been stored waiting first."""
     total = min(sum(free.values()), limit)
     overflow = settings.OVERFLOW_AFTER_SECONDS
+    arrivals = [_as_drawn(event, overflow) for event in fresh]
     if settings.ROUTING_MODE == "global":
-        return db.draw_waiting(cur, [(None, total, False)], overflow)
-    draws = [(routing.served_region(user_region), min(slots, limit), False)
-             for user_region, slots in free.items()]
-    if overflow >= 0:
-        draws.append((None, total, True))
+        draws = [(None, total, False)]
+    else:
+        draws = [(routing.served_region(user_region), min(slots, limit), False)
+                 for user_region, slots in free.items()]
+        if overflow >= 0:
+            draws.append((None, total, True))
+    rows = db.draw_waiting(cur, draws, overflow)
+    if arrivals:
+        rows = _with_arrivals(draws, rows, arrivals)
     drawn: dict = {}
-    for event in db.draw_waiting(cur, draws, overflow):
+    for event in rows:
         drawn.setdefault(event["event_id"], event)
-    ordered = sorted(drawn.values(), key=lambda e: (-e["severity"], e["created_at"]))
+    ordered = sorted(drawn.values(), key=_priority)
     return ordered[: max(total, 0)]
+
+
+def _priority(event: dict):
+    return -event["severity"], event["created_at"]
+
+
+def _as_drawn(event: OutboundEvent, overflow: int) -> dict:
+    """A fresh arrival as a draw returns a waiting event (waiting since now: due for
+    overflow only when OVERFLOW_AFTER_SECONDS is 0)."""
+    return {"event_id": event.event_id, "region": event.region, "severity": event.severity,
+            "created_at": event.created_at, "released_from": None, "overflow_due": overflow == 0}
+
+
+def _with_arrivals(draws, rows: list[dict], arrivals: list[dict]) -> list[dict]:
+    """Each draw's rows merged with the arrivals it matches, cut to its limit again: what
+    the draw would have returned with the arrivals stored waiting (the caller dedups and
+    sorts)."""
+    pool = [*{r["event_id"]: r for r in rows}.values(), *arrivals]  # two draws may share a row
+    by_region: dict[str, list[dict]] = {}
+    for event in pool:
+        by_region.setdefault(event["region"], []).append(event)
+    out = []
+    for region, limit, overflow_only in draws:
+        mine = pool if region is None else by_region.get(region, [])
+        if overflow_only:
+            mine = [event for event in mine if event["overflow_due"]]
+        if len(mine) > limit:
+            mine = heapq.nsmallest(max(limit, 0), mine, key=_priority)
+        out.extend(mine)
+    return out
 
 
 def _guard(cur, settings: Settings, drawn: list[dict], picks: list[int | None]):
