@@ -283,3 +283,31 @@ def test_sigterm_stops_the_relay_cleanly(settings, tmp_path):
     wait_for_relay_connections(settings, process)
     assert stop_relay(process) == 0
     assert "relay stopped" in (tmp_path / "relay.log").read_text()
+
+
+class HalfConfirming:
+    """A publisher whose broker confirms only every other message of a batch."""
+
+    def __init__(self):
+        self.sent: list = []
+
+    def publish_batch(self, base, messages, timeout: float = 30.0) -> set:
+        self.sent.extend(m.key for m in messages)
+        return {m.key for m in messages[::2]}
+
+
+def test_what_the_broker_does_not_confirm_is_left_undispatched_as_it_was(settings):
+    insert(settings, 10)
+    pub = HalfConfirming()
+    with relay_connection(settings) as conn:
+        assert relay_pending(conn, pub, settings, batch_size=100) == 5
+        rows = conn.execute("SELECT event_id, dispatched_at, dispatch_count, next_redispatch_at "
+                            "FROM events").fetchall()
+    confirmed = {str(key) for key in pub.sent[::2]}
+    assert len(pub.sent) == 10 and dispatched_ids(settings) == confirmed
+    for row in rows:
+        if str(row["event_id"]) in confirmed:
+            assert row["dispatch_count"] == 1 and row["next_redispatch_at"] is not None
+        else:
+            assert (row["dispatched_at"], row["dispatch_count"], row["next_redispatch_at"]) \
+                == (None, 0, None)
