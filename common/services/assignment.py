@@ -119,22 +119,25 @@ def _route_pass(cur, presence: Presence, settings: Settings, limit: int,
         for e in drawn
     ]
     picks = presence.pick(wanted)
-    pairs, refused, counts = _guard(cur, settings, drawn, picks)
-    for user_id in set(picks) - set(counts) - {None}:
+    requested: dict[int, list] = {}
+    for event, user_id in zip(drawn, picks, strict=True):
+        if user_id is not None:
+            requested.setdefault(user_id, []).append(event["event_id"])
+    routable = set(db.lock_routable_users(cur, sorted(requested))) if requested else set()
+    result.refused = sum(len(events) for user, events in requested.items()
+                         if user not in routable)
+    result.assigned, refused, result.counts = _assign(
+        cur, settings, fresh, {u: events for u, events in requested.items() if u in routable})
+    result.refused += refused
+    for user_id in set(requested) - set(result.counts):
         # PostgreSQL refused the pick: not an operator, not available, or no live session.
         log.warning("user %s is in active_users but PostgreSQL refuses them work (not an "
                     "available operator with a live session); removed", user_id)
         presence.set_unavailable(user_id)
-    result.refused = refused
-    result.counts = counts
-    if fresh:
-        result.assigned = db.store_and_assign(cur, fresh, pairs, actor="router",
-                                              reason="assigned")
-    elif pairs:
-        result.assigned = db.insert_assignments(cur, pairs, actor="router", reason="assigned")
-    if pairs:
+    if result.assigned:
         result.created_at = {e["event_id"]: e["created_at"] for e in drawn}
-        log.info("assigned %d event(s), %d refused by the cap", len(pairs), refused)
+        log.info("assigned %d event(s), %d refused by the cap", len(result.assigned),
+                 result.refused)
     return result
 
 
@@ -208,36 +211,66 @@ def _with_arrivals(draws, rows: list[dict], arrivals: list[dict]) -> list[dict]:
     return out
 
 
-def _guard(cur, settings: Settings, drawn: list[dict], picks: list[int | None]):
-    """PostgreSQL's word on Redis's picks: grant what the cap allows, in priority order.
+class _OverCap(Exception):
+    """The optimistic write met a load row that cannot take its share: undo it."""
 
-    Returns the granted (user, event) pairs, how many picks were refused, and the live
-    counts of every picked operator after this transaction.
+
+def _assign(cur, settings: Settings, fresh: Sequence[OutboundEvent],
+            requested: dict[int, list]) -> tuple[list[dict], int, dict[int, int]]:
+    """PostgreSQL's word on Redis's picks (of routable users): grant what the cap allows,
+    in priority order, and write the granted assignments (and the fresh arrivals).
+
+    Returns the assignment rows, how many picks the cap refused, and the live counts of
+    every picked operator with a load row, after this transaction.
+
+    The load rows are the one lock every router takes (in user-id order), so they are taken
+    last: the rows are written first, inside a savepoint, then the load rows locked and
+    raised, and the lock is held only for that and the commit. When Redis picked past the
+    cap (its counters behind PostgreSQL's), the savepoint is rolled back and the batch
+    written again with only what the locked rows grant.
     """
-    requested: dict[int, list] = {}
-    for event, user_id in zip(drawn, picks, strict=True):
-        if user_id is not None:
-            requested.setdefault(user_id, []).append(event["event_id"])
-    if not requested:
-        return [], 0, {}
-    live = db.lock_routable_loads(cur, sorted(requested))
-    pairs, increments, refused = [], {}, 0
+    cap = settings.MAX_ASSIGNMENTS
+    increments = {user_id: len(events) for user_id, events in requested.items()}
+    if increments:
+        try:
+            with cur.connection.transaction():
+                assigned = _write(cur, fresh, [(u, e) for u, events in requested.items()
+                                               for e in events])
+                live = db.lock_loads(cur, sorted(increments))
+                if any(u not in live or live[u] + n > cap for u, n in increments.items()):
+                    raise _OverCap()
+                updated = _add_load(cur, increments, cap)
+            return assigned, 0, {**live, **updated}
+        except _OverCap:
+            pass  # rolled back to the savepoint, its load-row locks with it
+    live = db.lock_loads(cur, sorted(increments)) if increments else {}
+    pairs, grants, refused = [], {}, 0
     for user_id, events in requested.items():
-        granted = (
-            routing.grant(len(events), live[user_id], settings.MAX_ASSIGNMENTS)
-            if user_id in live
-            else 0
-        )
+        granted = routing.grant(len(events), live[user_id], cap) if user_id in live else 0
         refused += len(events) - granted
         if granted:
-            increments[user_id] = granted
+            grants[user_id] = granted
             pairs.extend((user_id, event_id) for event_id in events[:granted])
     counts = dict(live)
-    if increments:
-        updated = db.add_load(cur, increments, settings.MAX_ASSIGNMENTS)
-        if set(updated) != set(increments):
-            raise RuntimeError(f"load guard refused locked rows: {set(increments) - set(updated)}")
-        counts.update(updated)
+    if grants:
+        counts.update(_add_load(cur, grants, cap))
     if refused:
         log.warning("cap refused %d pick(s); Redis corrected from PostgreSQL", refused)
-    return pairs, refused, counts
+    return _write(cur, fresh, pairs), refused, counts
+
+
+def _add_load(cur, increments: dict[int, int], cap: int) -> dict[int, int]:
+    """The guarded increment of rows this transaction has locked: it must take them all."""
+    updated = db.add_load(cur, increments, cap)
+    if set(updated) != set(increments):
+        raise RuntimeError(f"load guard refused locked rows: {set(increments) - set(updated)}")
+    return updated
+
+
+def _write(cur, fresh: Sequence[OutboundEvent], pairs: list) -> list[dict]:
+    """The assignments of `pairs`, with the arrivals' mirror rows when there are any."""
+    if fresh:
+        return db.store_and_assign(cur, fresh, pairs, actor="router", reason="assigned")
+    if pairs:
+        return db.insert_assignments(cur, pairs, actor="router", reason="assigned")
+    return []

@@ -197,6 +197,21 @@ def test_stale_redis_counts_cannot_pass_the_cap_in_postgresql(engine):
     assert presence.counts()[op] == 4
 
 
+def test_a_pick_partly_past_the_cap_keeps_what_fits_and_the_rest_of_the_arrivals_wait(engine):
+    s, conn, presence = engine(MAX_ASSIGNMENTS=6)
+    [op] = factories.add_operators(conn, 1, "US")
+    factories.make_available(conn, presence, [op])
+    assignment.receive(conn, presence, s, [factories.event() for _ in range(4)])
+    presence.set_counts({op: 1})  # Redis is behind: it sees room for 5, PostgreSQL for 2
+    result = assignment.receive(conn, presence, s, [factories.event() for _ in range(5)])
+    assert result.refused == 3 and len(result.assigned) == 2 and result.stored == 5
+    assert factories.live_by_user(conn) == {op: 6} and presence.counts()[op] == 6
+    rows = conn.execute("SELECT (waiting_since IS NOT NULL) AS waiting, count(*) AS n "
+                        "FROM events GROUP BY 1").fetchall()
+    assert {row["waiting"]: row["n"] for row in rows} == {False: 6, True: 3}
+    assert len(owners(conn)) == 6
+
+
 def test_redis_pick_script_agrees_with_the_routing_rules(engine):
     s, conn, presence = engine(MAX_ASSIGNMENTS=6)
     rng = random.Random(3)
