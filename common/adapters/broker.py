@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import struct
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ ACK = "ack.queue"
 QUEUES = (OUTBOUND, INBOUND, ACK)
 
 PERSISTENT = 2
+CONTENT_TYPE = "application/json"
 
 
 def dlq_name(queue: str) -> str:
@@ -197,18 +199,31 @@ class ConfirmingPublisher:
         routing_key = self.settings.name(base)
         try:
             self.ensure_open()
+            frames = _Frames.of(self._channel, routing_key)
+            out = []
             for message in messages:
+                message_id = str(message.key)
+                self._pending[self._next_tag] = message_id
+                self._next_tag += 1
+                marshaled = (frames.marshal(message_id, message.body)
+                             if frames and not message.headers else None)
+                if marshaled is not None:
+                    out.append(marshaled)
+                    continue
+                if out:  # keep the order of the frames on the wire
+                    frames.send(b"".join(out))
+                    out = []
                 properties = pika.BasicProperties(
-                    content_type="application/json",
+                    content_type=CONTENT_TYPE,
                     delivery_mode=PERSISTENT,
-                    message_id=str(message.key),
+                    message_id=message_id,
                     headers=message.headers or None,
                 )
-                self._pending[self._next_tag] = str(message.key)
-                self._next_tag += 1
                 self._channel.basic_publish(
                     "", routing_key, message.body, properties, mandatory=True
                 )
+            if out:
+                frames.send(b"".join(out))
             self._coalesce_output()
             self._wait_until(lambda: not self._pending, timeout)
         except (AMQPError, OSError) as error:
@@ -254,3 +269,75 @@ class ConfirmingPublisher:
         confirmed = self.publish_batch(base, [Message(key, encode(payload), headers or {})])
         if key not in confirmed:
             raise PublishError(f"broker refused message {key} to {self.settings.name(base)}")
+
+
+class _Frames:
+    """The wire frames of a persistent, mandatory JSON publish without headers, written
+    here rather than by pika: pika builds and marshals three frame objects per message
+    (about 10 of the relay's 23 µs per event). Byte for byte what pika 1.4.4 writes for
+    the same publish; `of` checks that against pika itself once per channel and returns
+    None (pika's own path) if it ever differs, or when the channel is closed or pika's
+    internals are not where they were. Reaches into pika on purpose, as
+    `_coalesce_output` does.
+    """
+
+    _checked: dict = {}  # (pika version, channel number, frame_max) -> it matched
+
+    def __init__(self, connection, channel_number: int, routing_key: str):
+        self._connection = connection
+        self._channel_number = channel_number
+        self._body_max = connection._body_max_length
+        key = routing_key.encode()
+        if len(key) > 255:
+            raise ValueError("routing key over 255 bytes")
+        # Basic.Publish: class 60, method 40, ticket 0, exchange "", routing key, mandatory.
+        payload = struct.pack(">HHHB", 60, 40, 0, 0) + bytes([len(key)]) + key + b"\x01"
+        self._method = self._frame(1, payload)
+        content_type = CONTENT_TYPE.encode()
+        # Header frame properties: content_type (bit 15), delivery_mode (12), message_id (7).
+        self._properties = (bytes([len(content_type)]) + content_type
+                            + bytes([PERSISTENT]))
+
+    def _frame(self, kind: int, payload: bytes) -> bytes:
+        return struct.pack(">BHI", kind, self._channel_number, len(payload)) + payload + b"\xce"
+
+    def marshal(self, message_id: str, body: bytes) -> bytes | None:
+        """The three frames of one publish, or None when pika must write it (a body that
+        needs several frames, an id too long for a short string)."""
+        mid = message_id.encode()
+        if len(mid) > 255 or len(body) > self._body_max or not body:
+            return None
+        header = (struct.pack(">HHQH", 60, 0, len(body), 0x9080) + self._properties
+                  + bytes([len(mid)]) + mid)
+        return b"".join((self._method, self._frame(2, header), self._frame(3, body)))
+
+    def send(self, data: bytes) -> None:
+        self._connection._output_marshaled_frames([data])
+
+    @classmethod
+    def of(cls, channel, routing_key: str) -> _Frames | None:
+        try:
+            connection = channel.connection
+            if not channel.is_open:
+                return None  # pika's path raises the error a closed channel deserves
+            frames = cls(connection, channel.channel_number, routing_key)
+            check = (pika.__version__, channel.channel_number, frames._body_max)
+            if check not in cls._checked:
+                cls._checked[check] = frames._matches_pika(routing_key)
+            return frames if cls._checked[check] else None
+        except Exception:  # noqa: BLE001 - pika's own path is always there
+            return None
+
+    def _matches_pika(self, routing_key: str) -> bool:
+        from pika import frame, spec
+        body, message_id = b'{"a":1}', "00000000-0000-4000-8000-000000000000"
+        properties = pika.BasicProperties(content_type=CONTENT_TYPE,
+                                          delivery_mode=PERSISTENT, message_id=message_id)
+        method = spec.Basic.Publish(exchange="", routing_key=routing_key, mandatory=True)
+        expected = b"".join((frame.Method(self._channel_number, method).marshal(),
+                             frame.Header(self._channel_number, len(body), properties).marshal(),
+                             frame.Body(self._channel_number, body).marshal()))
+        same = self.marshal(message_id, body) == expected
+        if not same:
+            log.warning("publish frames differ from pika's; using pika's path")
+        return same
