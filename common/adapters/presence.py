@@ -15,7 +15,8 @@ import redis
 
 from common.settings import Settings
 
-# Picks an operator for each wanted region in turn (ARGV[4..], 'REGION' or 'REGION:avoid'):
+# Picks an operator for each wanted region in turn (ARGV[4]: comma-separated, each 'REGION' or
+# 'REGION:avoid'):
 # present (session key alive, else pruned from active_users), of that region or any ('*'),
 # under the cap, least loaded, ties to the oldest last pick then the lowest id; the `avoid`
 # operator (who just lost the event) only when nobody else is eligible. Counts each pick,
@@ -23,7 +24,8 @@ from common.settings import Settings
 # Each region (and '*') keeps its operators in queues by load, ordered by (last, id); a pick
 # moves the operator to the end of the next queue, so each pick costs O(1) amortised. An
 # entry is stale once its operator's load differs from its queue's (picked via another
-# bucket), and is skipped.
+# bucket), and is skipped. Returns the picks as one comma-separated string ('0': nobody): one
+# reply to read instead of an array of hundreds (redis-py reads each element in Python).
 _PICK = """
 local cap, prefix, now = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local active = redis.call('HGETALL', KEYS[1])
@@ -82,8 +84,10 @@ local function find(b, avoid)
   return nil
 end
 local picks, touched = {}, {}
-for j = 4, #ARGV do
-  local want, avoid = string.match(ARGV[j], '^([^:]*):?(.*)$')
+local j = 3
+for wanted in string.gmatch(ARGV[4], '[^,]+') do
+  j = j + 1
+  local want, avoid = string.match(wanted, '^([^:]*):?(.*)$')
   local b = buckets[want]
   local best = b and find(b, avoid)
   if best == nil and b and avoid ~= '' and load[avoid] ~= nil and load[avoid] < cap
@@ -103,25 +107,32 @@ for uid in pairs(touched) do
   redis.call('HSET', KEYS[2], uid, load[uid])
   redis.call('HSET', KEYS[3], uid, string.format('%d', last[uid]))
 end
-return picks
+return table.concat(picks, ',')
 """
 
-# Free slots per region among present operators (pruning stale entries as found).
+# Free slots per user region among present operators (pruning stale entries as found),
+# summed here: a few (region, slots) pairs to read, not one per operator.
 _CAPACITY = """
 local cap, prefix = tonumber(ARGV[1]), ARGV[2]
 local active = redis.call('HGETALL', KEYS[1])
-local out = {}
+local sums, order = {}, {}
 for i = 1, #active, 2 do
   local uid = active[i]
   if redis.call('EXISTS', prefix .. uid) == 1 then
     local free = cap - tonumber(redis.call('HGET', KEYS[2], uid) or '0')
     if free > 0 then
-      out[#out + 1] = active[i + 1]
-      out[#out + 1] = free
+      local region = active[i + 1]
+      if sums[region] == nil then sums[region] = 0; order[#order + 1] = region end
+      sums[region] = sums[region] + free
     end
   else
     redis.call('HDEL', KEYS[1], uid)
   end
+end
+local out = {}
+for _, region in ipairs(order) do
+  out[#out + 1] = region
+  out[#out + 1] = sums[region]
 end
 return out
 """
@@ -209,6 +220,6 @@ class Presence:
         picks = self._pick(
             keys=[self.active_key, self.counts_key, self.last_key],
             args=[self.settings.MAX_ASSIGNMENTS, self.session_prefix, time.time_ns() // 1000,
-                  *wanted],
+                  ",".join(wanted)],
         )
-        return [int(p) or None for p in picks]
+        return [int(p) or None for p in picks.split(",")]
