@@ -87,8 +87,12 @@ def connect(settings: Settings, name: str, **overrides) -> pika.BlockingConnecti
     return connection
 
 
+# One encoder for every message: json.dumps with arguments builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def encode(payload: dict) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+    return _ENCODER.encode(payload).encode()
 
 
 class PublishError(Exception):
@@ -200,9 +204,10 @@ class ConfirmingPublisher:
         try:
             self.ensure_open()
             frames = _Frames.of(self._channel, routing_key)
-            out = []
+            out, by_str = [], {}
             for message in messages:
                 message_id = str(message.key)
+                by_str[message_id] = message.key
                 self._pending[self._next_tag] = message_id
                 self._next_tag += 1
                 marshaled = (frames.marshal(message_id, message.body)
@@ -232,7 +237,6 @@ class ConfirmingPublisher:
         if self._pending:
             self.close()
             raise PublishError(f"{len(self._pending)} confirms missing after {timeout}s")
-        by_str = {str(m.key): m.key for m in messages}
         return {by_str[k] for k in self._acked if k in by_str}
 
     def _wait_until(self, done, timeout: float) -> None:
