@@ -91,6 +91,22 @@ def record_received(cur, events: Sequence[OutboundEvent]) -> list[OutboundEvent]
     return fresh
 
 
+def _created_and_logged(source: str) -> str:
+    """The CTEs `created` (the assignments of `picked`, with their event's columns from
+    `source`) and `logged` (their history rows), for the statements that assign."""
+    return f"""created AS (
+            INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id)
+            SELECT p.user_id, p.event_id, s.region, s.severity, s.rule_type, s.camera_id
+            FROM picked p JOIN {source} s USING (event_id)
+            RETURNING assignment_id, user_id, event_id, created_at
+        ), logged AS (
+            INSERT INTO assignment_history
+                (assignment_id, event_id, user_id, actor, previous_state, new_state, reason)
+            SELECT assignment_id, event_id, user_id, %(actor)s, NULL, 'pending', %(reason)s
+            FROM created
+        )"""
+
+
 def store_and_assign(cur, fresh: Sequence[OutboundEvent], pairs: Sequence[tuple[int, object]],
                      actor: str, reason: str) -> list[dict]:
     """One statement: the mirror rows of `fresh` (received now: waiting, unless assigned
@@ -123,17 +139,7 @@ def store_and_assign(cur, fresh: Sequence[OutboundEvent], pairs: Sequence[tuple[
             SELECT e.event_id, e.region, e.severity, e.rule_type, e.camera_id
             FROM events e JOIN picked p USING (event_id)
             WHERE e.waiting_since IS NOT NULL
-        ), created AS (
-            INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id)
-            SELECT p.user_id, p.event_id, s.region, s.severity, s.rule_type, s.camera_id
-            FROM picked p JOIN source s USING (event_id)
-            RETURNING assignment_id, user_id, event_id, created_at
-        ), logged AS (
-            INSERT INTO assignment_history
-                (assignment_id, event_id, user_id, actor, previous_state, new_state, reason)
-            SELECT assignment_id, event_id, user_id, %(actor)s, NULL, 'pending', %(reason)s
-            FROM created
-        ), left_waiting AS (
+        ), {_created_and_logged("source")}, left_waiting AS (
             UPDATE events e SET waiting_since = NULL, released_from = NULL, updated_at = now()
             FROM picked p WHERE e.event_id = p.event_id AND e.waiting_since IS NOT NULL
         )
@@ -259,20 +265,10 @@ def drop_load(cur, user_id: int, count: int = 1) -> int:
 def insert_assignments(cur, pairs: Sequence[tuple[int, object]], actor: str, reason: str) -> list[dict]:
     """New pending assignments (user, event), their history rows; events leave waiting."""
     cur.execute(
-        """
+        f"""
         WITH picked AS (
             SELECT * FROM jsonb_to_recordset(%(pairs)s::jsonb) AS t(user_id int, event_id uuid)
-        ), created AS (
-            INSERT INTO assignments (user_id, event_id, region, severity, rule_type, camera_id)
-            SELECT p.user_id, p.event_id, e.region, e.severity, e.rule_type, e.camera_id
-            FROM picked p JOIN events e USING (event_id)
-            RETURNING assignment_id, user_id, event_id, created_at
-        ), logged AS (
-            INSERT INTO assignment_history
-                (assignment_id, event_id, user_id, actor, previous_state, new_state, reason)
-            SELECT assignment_id, event_id, user_id, %(actor)s, NULL, 'pending', %(reason)s
-            FROM created
-        ), left_waiting AS (
+        ), {_created_and_logged("events")}, left_waiting AS (
             UPDATE events e SET waiting_since = NULL, released_from = NULL, updated_at = now()
             FROM picked p WHERE e.event_id = p.event_id
         )
