@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,38 @@ from common.messages import OutboundEvent
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _RefusalNotice:
+    """Says at most once per EVERY seconds, as a warning, how many picks the cap refused.
+
+    Redis's counters run behind PostgreSQL's when two routers (a consumer's worker and an
+    API backfill) race for the slot a decision just freed; PostgreSQL refuses the loser's
+    pick and the pass corrects Redis. With every operator full and a backlog, that happens
+    several times a second (a 10-minute soak at saturation: about 3,000 times), and one
+    warning each would bury everything else in the log. Each pass's own INFO line still
+    carries its count.
+    """
+
+    EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._last = -self.EVERY
+
+    def refused(self, count: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._count += count
+            if now - self._last < self.EVERY:
+                return
+            total, self._count, self._last = self._count, 0, now
+        log.warning("cap refused %d pick(s) since the last notice; Redis corrected from "
+                    "PostgreSQL (expected now and then while operators are full)", total)
+
+
+_refusals = _RefusalNotice()
 
 
 @dataclass
@@ -255,7 +288,7 @@ def _assign(cur, settings: Settings, fresh: Sequence[OutboundEvent],
     if grants:
         counts.update(_add_load(cur, grants, cap))
     if refused:
-        log.warning("cap refused %d pick(s); Redis corrected from PostgreSQL", refused)
+        _refusals.refused(refused)
     return _write(cur, fresh, pairs), refused, counts
 
 
