@@ -66,7 +66,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(address)
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -200,13 +199,11 @@ def pause_before_fork(young: int) -> float:
 
 
 def wait_for(pid: int) -> int:
-    while True:
-        try:
-            return os.waitpid(pid, 0)[1]
-        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
-            continue
-        except ChildProcessError:
-            return 0
+    """The child's wait status (os.waitpid retries by itself when a signal interrupts it)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
 
 
 def describe(status: int) -> str:
