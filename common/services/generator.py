@@ -49,8 +49,8 @@ def generate_events(
     rng = rng or random.Random()
     done = 0
     while done < count:
-        batch = [random_event(rng, datetime.now(UTC)) for _ in range(min(BATCH_SIZE, count - done))]
-        _insert(conn, batch)
+        batch = random_events(min(BATCH_SIZE, count - done), rng)
+        insert_events(conn, batch)
         done += len(batch)
         if tally is not None:
             tally.update((event["region"], event["severity"]) for event in batch)
@@ -58,11 +58,19 @@ def generate_events(
     return done
 
 
-def _insert(conn: psycopg.Connection, batch: list[dict]) -> None:
-    """COPY one batch in its own transaction (the insert trigger then wakes the relay)."""
-    with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
-        for event in batch:
-            copy.write_row(tuple(event[column] for column in COLUMNS))
+def random_events(count: int, rng: random.Random | None = None) -> list[dict]:
+    """`count` new random events, created now (not inserted)."""
+    rng = rng or random.Random()
+    return [random_event(rng, datetime.now(UTC)) for _ in range(count)]
+
+
+def insert_events(conn: psycopg.Connection, events: list[dict]) -> None:
+    """COPY events, BATCH_SIZE per transaction (each commit's insert trigger wakes the
+    relay)."""
+    for start in range(0, len(events), BATCH_SIZE):
+        with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
+            for event in events[start : start + BATCH_SIZE]:
+                copy.write_row(tuple(event[column] for column in COLUMNS))
 
 
 def _report(report: Callable[[str], None], batch: list[dict], done: int, count: int) -> None:
