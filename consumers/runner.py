@@ -30,7 +30,7 @@ import redis
 from pika.exceptions import AMQPError
 
 from common import heartbeat, metrics
-from common.adapters import broker
+from common.adapters import broker, deliveries
 from common.messages import BadMessage, parse
 from common.settings import Settings
 from consumers import dlq
@@ -188,7 +188,8 @@ class BatchConsumer:
             channel = connection.channel()
             broker.declare_queues(channel, self.settings, [self.handler.queue])
             channel.basic_qos(prefetch_count=self.prefetch)
-            channel.basic_consume(self.queue, self._on_message)
+            tag = channel.basic_consume(self.queue, self._on_message)
+            deliveries.install(connection, channel, tag, self._on_delivery)
             log.info("%s consuming %s", self.name, self.queue)
             while not self.stopping:
                 heartbeat.tick()
@@ -230,9 +231,14 @@ class BatchConsumer:
         return len(self.buffer) == before or len(self.buffer) >= self.batch_size
 
     def _on_message(self, _channel, method, properties, body) -> None:
-        """pika calls this for each delivery while process_data_events runs."""
+        """pika calls this for each delivery it decodes while process_data_events runs."""
         headers = properties.headers if isinstance(properties.headers, dict) else {}
         self.buffer.append(Delivery(method.delivery_tag, body, headers))
+
+    def _on_delivery(self, tag: int, body: bytes, headers: dict) -> None:
+        """The same, for each delivery the reader of common/adapters/deliveries.py decodes
+        (pika dispatches both kinds in the order they arrived)."""
+        self.buffer.append(Delivery(tag, body, headers))
 
     def _maybe_idle(self) -> None:
         """The handler's periodic work. Transient failures are retried like a batch; any
