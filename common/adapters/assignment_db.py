@@ -23,6 +23,9 @@ _EVENT_RECORD = (
 )
 # A batch goes to PostgreSQL as one JSON document: psycopg adapting ten Python lists cost
 # about 50 microseconds per event, half the consumer's CPU; pydantic's serializer is native.
+# Typed `json`, not `jsonb`: each document is read once, and json_to_recordset reads the
+# text as it goes where jsonb first builds its binary form (1,000 events, round trip
+# included: 4.0-4.2 µs per event against 5.1-5.5).
 _EVENT_LIST = TypeAdapter(list[OutboundEvent])
 
 
@@ -50,7 +53,7 @@ def store_events(cur, events: Sequence[OutboundEvent]) -> list:
     cur.execute(
         f"""
         WITH incoming AS (
-            SELECT * FROM jsonb_to_recordset(%s::jsonb) AS t({_EVENT_RECORD})
+            SELECT * FROM json_to_recordset(%s::json) AS t({_EVENT_RECORD})
         ), fresh AS (
             INSERT INTO dedup_events (event_id)
             SELECT DISTINCT event_id FROM incoming
@@ -78,7 +81,7 @@ def record_received(cur, events: Sequence[OutboundEvent]) -> list[OutboundEvent]
     rows = _tuples(
         cur,
         "INSERT INTO dedup_events (event_id) "
-        "SELECT DISTINCT id::uuid FROM jsonb_array_elements_text(%s::jsonb) AS t(id) "
+        "SELECT DISTINCT id::uuid FROM json_array_elements_text(%s::json) AS t(id) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         [json.dumps([str(event.event_id) for event in events])],
     )
@@ -122,9 +125,9 @@ def store_and_assign(cur, fresh: Sequence[OutboundEvent], pairs: Sequence[tuple[
     cur.execute(
         f"""
         WITH incoming AS (
-            SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS t({_EVENT_RECORD})
+            SELECT * FROM json_to_recordset(%(events)s::json) AS t({_EVENT_RECORD})
         ), picked AS (
-            SELECT * FROM jsonb_to_recordset(%(pairs)s::jsonb) AS t(user_id int, event_id uuid)
+            SELECT * FROM json_to_recordset(%(pairs)s::json) AS t(user_id int, event_id uuid)
         ), stored AS (
             INSERT INTO events ({_EVENT_COLUMNS}, waiting_since)
             SELECT {_EVENT_COLUMNS}, CASE WHEN p.user_id IS NULL THEN now() END
@@ -267,7 +270,7 @@ def insert_assignments(cur, pairs: Sequence[tuple[int, object]], actor: str, rea
     cur.execute(
         f"""
         WITH picked AS (
-            SELECT * FROM jsonb_to_recordset(%(pairs)s::jsonb) AS t(user_id int, event_id uuid)
+            SELECT * FROM json_to_recordset(%(pairs)s::json) AS t(user_id int, event_id uuid)
         ), {_created_and_logged("events")}, left_waiting AS (
             UPDATE events e SET waiting_since = NULL, released_from = NULL, updated_at = now()
             FROM picked p WHERE e.event_id = p.event_id
