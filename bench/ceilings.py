@@ -5,12 +5,17 @@ that moment it reads as a ratio. Each ceiling uses the servers the system uses, 
 of ours in between but the same client libraries:
 - confirmed publishes/s and consumes/s on a bare quorum queue (pika, batches in flight);
 - batched inserts/s on bare PostgreSQL (INSERT ... SELECT unnest, a commit per batch);
-- pipelined Lua script calls/s on bare Redis.
+- pipelined Lua script calls/s on bare Redis;
+- the CPU itself: JSON round trips/s of one event in pure Python on one core. No server
+  is in it, so it says how fast the cores run at that moment (on this machine the same
+  code's CPU per event has varied by half from one run to the next), where the other
+  ceilings mix that with their servers' I/O.
 Called by bench.__main__; `python -m bench.ceilings` prints them alone.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 from common.adapters import broker
@@ -88,6 +93,22 @@ def redis_calls(settings: Settings, count: int) -> float:
     return rate
 
 
+EVENT = {"eventId": "6f1c2a7e-8d7b-4f0e-9d1a-2b3c4d5e6f70", "region": "EU",
+         "ruleType": "intrusion", "location": "Warehouse 7", "severity": 4,
+         "deviceId": "device_17", "cameraId": "camera_112",
+         "frameReference": "frame_20261130T120000_6f1c2a7e8d7b4f0e9d1a2b3c4d5e6f70.jpg",
+         "createdAt": "2026-11-30T12:00:00.123456+00:00", "state": "Not Viewed"}
+
+
+def cpu_round_trips(count: int) -> float:
+    """json.dumps then json.loads of one event, per second, on this thread."""
+    dumps, loads, event = json.dumps, json.loads, EVENT
+    start = time.perf_counter()
+    for _ in range(count):
+        loads(dumps(event))
+    return count / (time.perf_counter() - start)
+
+
 def measure(settings: Settings, quick: bool) -> dict:
     """Each ceiling, median of 3 runs (1 when quick), as {name: spread}."""
     from bench.stack import spread
@@ -100,6 +121,7 @@ def measure(settings: Settings, quick: bool) -> dict:
         "queue_consumes_per_s": spread([c for _, c in queue]),
         "postgres_inserts_per_s": spread([postgres_inserts(settings, rows) for _ in range(runs)]),
         "redis_calls_per_s": spread([redis_calls(settings, rows) for _ in range(runs)]),
+        "cpu_json_round_trips_per_s": spread([cpu_round_trips(rows) for _ in range(runs)]),
     }
 
 
