@@ -6,13 +6,16 @@ its blocking adapter's event queue, and only then calls the consumer: about 15 Â
 per delivery measured alone here, a quarter of the assignment consumer's CPU per event.
 `install` puts a reader in front of pika's on one consuming channel. Where the input holds
 a whole delivery for that channel's consumer (the three frames complete, the body in one
-frame), the reader decodes it with `struct` and calls `on_delivery(tag, body, headers)`;
-everything else (heartbeats, RPC replies, a cancel, a delivery split across reads, a body
-over several frames or none) goes to pika, frame by frame, in the order it arrived.
+frame), the reader decodes it with `struct`; everything else (heartbeats, RPC replies, a
+cancel, a delivery split across reads, a body over several frames or none) goes to pika,
+frame by frame, in the order it arrived.
 
-The reader counts what it takes in the connection's byte and frame counters (pika's
-heartbeat checker reads them), and marks the channel for dispatch so that
-`process_data_events` returns as it would after a delivery pika decoded. The first
+What the reader decoded joins the blocking channel's queue of pending events, behind what
+pika queued before it, and pika dispatches it (`on_delivery(tag, body, headers)` per
+delivery) where it would have dispatched its own: deliveries reach the consumer in tag
+order, which its `multiple` acks rely on, and `process_data_events` returns as it would
+after a delivery pika decoded. The reader counts what it takes in the connection's byte
+and frame counters, which pika's heartbeat checker reads. The first
 delivery of each channel is also decoded by pika and compared; on any difference the
 reader steps aside for good and pika reads everything. It relies on attributes of pika
 1.x that are not public API: where one is missing, `install` leaves pika alone.
