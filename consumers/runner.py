@@ -233,11 +233,11 @@ class BatchConsumer:
     def _on_message(self, _channel, method, properties, body) -> None:
         """pika calls this for each delivery it decodes while process_data_events runs."""
         headers = properties.headers if isinstance(properties.headers, dict) else {}
-        self.buffer.append(Delivery(method.delivery_tag, body, headers))
+        self._on_delivery(method.delivery_tag, body, headers)
 
     def _on_delivery(self, tag: int, body: bytes, headers: dict) -> None:
-        """The same, for each delivery the reader of common/adapters/deliveries.py decodes
-        (pika dispatches both kinds in the order they arrived)."""
+        """Each delivery into the buffer: from `_on_message`, or straight from the reader
+        of common/adapters/deliveries.py (pika dispatches both in the order they came)."""
         self.buffer.append(Delivery(tag, body, headers))
 
     def _maybe_idle(self) -> None:

@@ -125,10 +125,10 @@ class _Reader:
         header_at = pos + 7 + size + 1
         if header_at + 21 > end or buf[header_at - 1] != _FRAME_END:
             return 0
-        tag_at = pos + 11
-        if buf[tag_at + 1 : tag_at + 1 + buf[tag_at]] != self._tag:
+        tag_end = pos + 12 + buf[pos + 11]  # the consumer tag, a short string
+        if buf[pos + 12 : tag_end] != self._tag:
             return 0
-        (delivery_tag,) = _DELIVERY_TAG.unpack_from(buf, tag_at + 1 + buf[tag_at])
+        (delivery_tag,) = _DELIVERY_TAG.unpack_from(buf, tag_end)
         kind, channel, size = _FRAME_HEAD.unpack_from(buf, header_at)
         body_at = header_at + 7 + size + 1
         if (kind != spec.FRAME_HEADER or channel != self._number or body_at + 7 > end
