@@ -16,9 +16,12 @@ Called by bench.__main__; `python -m bench.ceilings` prints them alone.
 from __future__ import annotations
 
 import json
+import random
 import time
+from datetime import UTC, datetime
 
 from common.adapters import broker
+from common.domain.events import random_event, to_message
 from common.resources import redis_client, relay_connection
 from common.settings import Settings
 
@@ -93,11 +96,8 @@ def redis_calls(settings: Settings, count: int) -> float:
     return rate
 
 
-EVENT = {"eventId": "6f1c2a7e-8d7b-4f0e-9d1a-2b3c4d5e6f70", "region": "EU",
-         "ruleType": "intrusion", "location": "Warehouse 7", "severity": 4,
-         "deviceId": "device_17", "cameraId": "camera_112",
-         "frameReference": "frame_20261130T120000_6f1c2a7e8d7b4f0e9d1a2b3c4d5e6f70.jpg",
-         "createdAt": "2026-11-30T12:00:00.123456+00:00", "state": "Not Viewed"}
+# One event's body as the relay publishes it, from the generator's own rules.
+EVENT = to_message(random_event(random.Random(0), datetime(2026, 11, 30, tzinfo=UTC)))
 
 
 def cpu_round_trips(count: int) -> float:
