@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Quorum queues' delivery limit: a message that crashes its consumer this many times
     # more is dead-lettered by the broker itself.
     RABBITMQ_DELIVERY_LIMIT: int = Field(5, ge=1, le=1000)
+    # AMQP heartbeat every client asks for: a connection silent for twice this long is
+    # closed by the broker (and by pika), so a dead peer is noticed within a minute.
+    RABBITMQ_HEARTBEAT_SECONDS: int = Field(30, ge=1, le=600)
 
     MAX_ASSIGNMENTS: int = Field(50, ge=1, le=10_000)
     SESSION_TTL: int = Field(300, ge=5, le=86_400)

@@ -22,9 +22,6 @@ from consumers.runner import BatchConsumer, DatabaseHandler
 
 log = logging.getLogger(__name__)
 
-# Well under the connection's 30 s heartbeat.
-KEEPALIVE_SECONDS = 10.0
-
 
 class InboundHandler(DatabaseHandler):
     """Applies batches of decisions to relay_service and acknowledges them on ack.queue."""
@@ -83,4 +80,4 @@ def _count_viewed(decisions: list[DecisionMessage], applied: list[dict]) -> None
 
 def run(settings: Settings) -> None:
     BatchConsumer(settings, InboundHandler(settings), name="inbound",
-                  prefetch=1000, batch_size=500, idle_every=KEEPALIVE_SECONDS).run()
+                  prefetch=1000, batch_size=500, idle_every=broker.keep_alive_every(settings)).run()

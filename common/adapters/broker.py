@@ -64,7 +64,8 @@ def connection_parameters(settings: Settings, name: str, **overrides) -> list[pi
     One attempt per address per `connect`: the callers' own reconnect loops (runner, relay,
     publishers) do the waiting, and each new attempt walks the whole list again.
     """
-    settings_for_all = {"heartbeat": 30, "blocked_connection_timeout": 60,
+    settings_for_all = {"heartbeat": settings.RABBITMQ_HEARTBEAT_SECONDS,
+                        "blocked_connection_timeout": 60,
                         "connection_attempts": 1, "client_properties": {"connection_name": name},
                         **overrides}
     parameters = rabbitmq_parameters(settings)
@@ -74,6 +75,12 @@ def connection_parameters(settings: Settings, name: str, **overrides) -> list[pi
                 raise TypeError(f"pika connection parameters have no {attribute!r}")
             setattr(params, attribute, value)
     return parameters
+
+
+def keep_alive_every(settings: Settings) -> float:
+    """How often an owner lets pika run an idle connection (heartbeats): a third of the
+    heartbeat, and at most every 10 s."""
+    return min(10.0, settings.RABBITMQ_HEARTBEAT_SECONDS / 3)
 
 
 def connect(settings: Settings, name: str, **overrides) -> pika.BlockingConnection:
@@ -127,6 +134,7 @@ class ConfirmingPublisher:
         self._pending: dict[int, object] = {}
         self._acked: set = set()
         self._failed: set = set()
+        self._last_io = 0.0  # monotonic time pika last ran this connection's I/O
 
     # -- connection ------------------------------------------------------------------
 
@@ -144,9 +152,20 @@ class ConfirmingPublisher:
         self._next_tag = 1
 
     def ensure_open(self) -> None:
+        """Open the connection if it is not; first probe one left without I/O for longer
+        than the heartbeat, which the broker may have closed meanwhile (`is_open` only
+        learns that from a read): reopened now, not failed on by the next publish."""
+        if (self._connection is not None and self._connection.is_open
+                and time.monotonic() - self._last_io > self.settings.RABBITMQ_HEARTBEAT_SECONDS):
+            try:
+                self.keep_alive()
+            except (AMQPError, OSError) as error:
+                log.info("%s: idle broker connection found closed (%r); reopening",
+                         self.name, error)
         if self._connection is None or not self._connection.is_open:
             self.close()
             self._open()
+        self._last_io = time.monotonic()
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
@@ -158,6 +177,7 @@ class ConfirmingPublisher:
         """Let pika send and answer heartbeats; long-running callers call it while idle."""
         if self._connection is not None and self._connection.is_open:
             self._connection.process_data_events(time_limit=0)
+            self._last_io = time.monotonic()
 
     def __enter__(self) -> ConfirmingPublisher:
         return self

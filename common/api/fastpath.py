@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import psycopg
 from pika.exceptions import AMQPError
 
-from common.adapters.broker import INBOUND, ConfirmingPublisher
+from common.adapters.broker import INBOUND, ConfirmingPublisher, keep_alive_every
 from common.api.worker import Worker
 from common.services.outbox import publish_decided
 from common.settings import Settings
@@ -29,7 +29,6 @@ FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 15.0
 RETRY_GIVE_UP_SECONDS = 600.0
 MAX_RETRYING = 10_000  # beyond this many unconfirmed ids, the sweep alone relays the rest
-KEEPALIVE_SECONDS = 10.0
 SWEEP_RETRY_SECONDS = 5.0
 
 _UNPUBLISHED = (
@@ -62,9 +61,10 @@ class FastPath(Worker):
     def _timeout(self) -> float:
         due = min([next_at for _, next_at, _ in self._retrying.values()]
                   + ([] if self._swept else [self._sweep_at]), default=None)
+        keep_alive = keep_alive_every(self.settings)
         if due is None:
-            return KEEPALIVE_SECONDS
-        return max(0.0, min(KEEPALIVE_SECONDS, due - time.monotonic()))
+            return keep_alive
+        return max(0.0, min(keep_alive, due - time.monotonic()))
 
     def _step(self) -> None:
         """Publish what was submitted and what is due for a retry; keep the link alive."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,6 +47,23 @@ def test_a_publish_to_a_queue_nobody_declared_is_refused_not_lost(settings):
     with (broker.ConfirmingPublisher(settings, "test-missing") as publisher,
           pytest.raises(broker.PublishError)):
         publisher.publish("no.such.queue", {"x": 1}, key="k")
+
+
+def test_a_publisher_left_idle_past_its_heartbeat_reopens_before_publishing(settings, caplog):
+    """A publisher used now and then (the dead-letter publisher of a busy consumer) is not
+    kept alive between uses: the broker closes its connection for missed heartbeats. The
+    next publish must find that out and reopen, not fail on the dead connection."""
+    quick = settings.model_copy(update={"RABBITMQ_HEARTBEAT_SECONDS": 1})
+    with broker.ConfirmingPublisher(quick, "test-idle", bases=[broker.ACK]) as publisher:
+        publisher.publish(broker.ACK, {"n": 1}, key=1)
+        first = publisher._connection
+        time.sleep(4)  # silent for twice the heartbeat and more: the broker has closed it
+        with caplog.at_level(logging.INFO, logger=broker.__name__):
+            publisher.publish(broker.ACK, {"n": 2}, key=2)
+        assert publisher._connection is not first
+    assert "idle broker connection found closed" in caplog.text
+    taken = helpers.drain(settings, settings.name(broker.ACK))
+    assert sorted(json.loads(body)["n"] for body, _ in taken) == [1, 2]
 
 
 def test_tests_stop_with_a_line_naming_a_server_that_does_not_answer():

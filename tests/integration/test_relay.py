@@ -311,3 +311,25 @@ def test_what_the_broker_does_not_confirm_is_left_undispatched_as_it_was(setting
         else:
             assert (row["dispatched_at"], row["dispatch_count"], row["next_redispatch_at"]) \
                 == (None, 0, None)
+
+
+def test_a_busy_relay_keeps_its_idle_publishers_heartbeating(settings, tmp_path):
+    """Events one at a time, each waking the relay before its wait slice ends: only the
+    first worker publishes, and the second worker's connection must still answer the
+    broker's heartbeats (a 1 s heartbeat here: silent for 2 s, the broker closes it)."""
+    process = start_relay(settings, tmp_path, RABBITMQ_HEARTBEAT_SECONDS="1")
+    try:
+        before = sorted(wait_for_relay_connections(settings, process))
+        assert len(before) == 2  # two workers, each with its publishing connection
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            insert(settings, 1)
+            time.sleep(0.1)
+        wait_until_all_dispatched(settings)
+        after = sorted(relay_connections(settings))
+    finally:
+        assert stop_relay(process) == 0
+    log = (tmp_path / "relay.log").read_text()
+    assert "relay lost a server" not in log, log
+    assert after == before  # the same two connections: none was closed and reopened
+    assert dispatched_ids(settings) == all_event_ids(settings)
