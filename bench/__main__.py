@@ -30,6 +30,7 @@ def run(quick: bool) -> dict:
     operator = review.measure(quick)
     print(f"review measured ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     at_500 = flow["latency_by_load"]["500"]
+    costs = {name: figure["median"] for name, figure in flow["cpu_ms_per_1000_events"].items()}
     return {
         "throughput_events_per_s": flow["by_consumers"]["1"]["median"],
         "latency_ms": {p: at_500[p]["median"] for p in ("p50", "p95", "p99")},
@@ -42,8 +43,8 @@ def run(quick: bool) -> dict:
         "relay_drain_events_per_s": flow["relay_drain_events_per_s"]["median"],
         "login_to_work_ms_p50": operator["login_to_work_ms"]["median"],
         "rss_mb": {**flow["rss_mb"], **operator["rss_mb"]},
-        "cpu_ms_per_1000_events": {name: figure["median"] for name, figure
-                                   in flow["cpu_ms_per_1000_events"].items()},
+        "cpu_ms_per_1000_events": costs,
+        "cpu_bound_events_per_s": report.cpu_bound(costs),
         "ceilings": measured_ceilings,
         "spread": {
             "latency_by_load": flow["latency_by_load"],

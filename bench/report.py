@@ -15,7 +15,7 @@ RESULTS = OUT / "results.json"
 # key in results.json -> (label, unit, target, the ceiling it is read against)
 ROWS = [
     ("throughput_events_per_s", "insert → assigned, backlog, 1 consumer", "events/s",
-     "≥ 10,000", "queue_publishes_per_s"),
+     "≥ 10,000", "cpu_bound_events_per_s"),
     ("latency_ms.p50", "insert → assigned p50 at 500/s", "ms", "≤ 10", None),
     ("latency_ms.p95", "insert → assigned p95 at 500/s", "ms", "", None),
     ("latency_ms.p99", "insert → assigned p99 at 500/s", "ms", "≤ 50", None),
@@ -64,7 +64,9 @@ def table(results: dict, spreads: dict) -> str:
         value = _get(results, key)
         low, high = spreads.get(key, (None, None))
         ratio = "-"
-        if ceiling and value and ceilings.get(ceiling, {}).get("median"):
+        if ceiling in results and value and results[ceiling]:  # the same run's CPU bound
+            ratio = f"{value / results[ceiling]:.2f} of {ceiling}"
+        elif ceiling and value and ceilings.get(ceiling, {}).get("median"):
             ratio = f"{value / ceilings[ceiling]['median']:.2f} of {ceiling}"
         lines.append(f"| {label} | {_num(value)} {unit} | {_num(low)}–{_num(high)} | "
                      f"{target} | {ratio} |")
@@ -95,18 +97,29 @@ def table(results: dict, spreads: dict) -> str:
     return "\n".join(lines)
 
 
+OURS = ("relay", "assignment", "postgres_ours", "rabbitmq", "redis")
+
+
+def cpu_bound(costs: dict, cores: int = 2) -> float | None:
+    """Events/s the machine's cores would carry if only our processes and the servers'
+    work for them ran, every stage overlapping perfectly: cores ÷ the CPU per event they
+    spent in the backlog runs (bench/cpu.py). The ceiling the throughput is read against."""
+    own = sum(costs.get(name) or 0 for name in OURS)
+    return round(cores * 1e6 / own, 1) if own > 0 else None
+
+
 def _cpu_rows(costs: dict) -> list[str]:
     """CPU per 1,000 events of the backlog runs (1 consumer), and the rate 2 cores would
-    allow if only our processes and the servers' share of ours ran (bench/cpu.py)."""
+    allow if only our processes and the servers' share of ours ran."""
     if not costs:
         return []
     rows = [f"| CPU per 1,000 events: {name} | {_num(ms)} ms | | | |"
             for name, ms in costs.items()]
-    own = sum(costs.get(name, 0) for name in ("relay", "assignment", "postgres_ours",
-                                               "rabbitmq", "redis"))
-    if own > 0:
-        rows.append(f"| 2 cores ÷ CPU per event (relay + assignment + our PostgreSQL "
-                    f"backends + RabbitMQ + Redis) | {_num(2e6 / own)} events/s | | | |")
+    bound = cpu_bound(costs)
+    if bound:
+        rows.append(f"| cpu_bound_events_per_s: 2 cores ÷ CPU per event (relay + assignment "
+                    f"+ our PostgreSQL backends + RabbitMQ + Redis) | {_num(bound)} events/s "
+                    f"| | | 1.00 |")
     return rows
 
 
