@@ -45,10 +45,14 @@ def run(quick: bool) -> dict:
         "rss_mb": {**flow["rss_mb"], **operator["rss_mb"]},
         "cpu_ms_per_1000_events": costs,
         "cpu_bound_events_per_s": report.cpu_bound(costs),
+        "backlog_head_ms": flow["backlog_phases"]["head_ms"]["median"],
+        "backlog_after_head_events_per_s":
+            flow["backlog_phases"]["after_head_events_per_s"]["median"],
         "ceilings": measured_ceilings,
         "spread": {
             "latency_by_load": flow["latency_by_load"],
             "relay_drain_events_per_s": flow["relay_drain_events_per_s"],
+            "backlog_phases": flow["backlog_phases"],
             "decision_to_viewed_ms": operator["decision_to_viewed_ms"],
             "backfill_ms": operator["backfill_ms"],
             "login_to_work_ms": operator["login_to_work_ms"],
@@ -62,6 +66,8 @@ def spreads(results: dict) -> dict:
     """(min, max) per table row, from the runs behind each median."""
     s = results["spread"]
     out = {"throughput_events_per_s": _mm(results["by_consumers"]["1"]),
+           "backlog_head_ms": _mm(s["backlog_phases"]["head_ms"]),
+           "backlog_after_head_events_per_s": _mm(s["backlog_phases"]["after_head_events_per_s"]),
            "relay_drain_events_per_s": _mm(s["relay_drain_events_per_s"]),
            "decision_to_viewed_ms_p50": _mm(s["decision_to_viewed_ms"]),
            "backfill_ms_p50": _mm(s["backfill_ms"]),

@@ -71,25 +71,36 @@ def free_everyone(conn, presence: Presence) -> None:
 
 
 def throughput(relay_conn, conn, presence: Presence, backlog: int,
-               ours: dict[str, list[int]] | None = None, costs: list | None = None) -> float:
+               ours: dict[str, list[int]] | None = None, costs: list | None = None,
+               phases: list | None = None) -> float:
     """Insert a backlog at once; events/s from the insert until every one is assigned.
 
     The clock starts at the insert (COPY, 10,000 rows per transaction, as the generator
     does). Making up the random rows is the benchmark's own work, done before: in the
     window it took 0.17 s of the 1.5-1.7 s a backlog of 15,000 needs, with the pipeline
     idle until the first 10,000 were made and committed. With `ours` (name -> PIDs), the
-    CPU each spent per 1,000 events is appended to `costs` (bench.cpu)."""
+    CPU each spent per 1,000 events is appended to `costs` (bench.cpu). With `phases`, the
+    window's two parts are appended: the head, from the insert to the start of the first
+    assignment transaction (PostgreSQL's clock: the first COPY's commit, the relay's first
+    batch, its delivery), and the rate over the rest of the window."""
     free_everyone(conn, presence)
     after = last_assignment(conn)
     events = random_events(backlog)  # made up before the clock: see the docstring
     before = cpu.snapshot(ours or {})
+    inserted_at = conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
     start = time.monotonic()
     insert_events(relay_conn, events)
     wait_assigned(conn, after, backlog, 0.01, f"a backlog of {backlog} assigned")
-    rate = backlog / (time.monotonic() - start)
+    window = time.monotonic() - start
     if costs is not None:
         costs.append(cpu.per_thousand(before, cpu.snapshot(ours or {}), backlog))
-    return rate
+    if phases is not None:
+        head = conn.execute("SELECT extract(epoch FROM min(created_at) - %s) AS s "
+                            "FROM assignments WHERE assignment_id > %s",
+                            [inserted_at, after]).fetchone()["s"]
+        phases.append({"head_ms": float(head) * 1000,
+                       "after_head_events_per_s": backlog / (window - float(head))})
+    return backlog / window
 
 
 def offered(relay_conn, rate: int, seconds: float) -> int:
@@ -167,11 +178,14 @@ def measure(quick: bool) -> dict:
                                                                    settings.POSTGRES_DB_ASSIGNMENT])
                                 if pid != relay_conn.info.backend_pid]}  # not the generator's
                     costs: list[dict] = []
-                    rates = [throughput(relay_conn, conn, presence, backlog, ours, costs)
+                    phases: list[dict] = []
+                    rates = [throughput(relay_conn, conn, presence, backlog, ours, costs, phases)
                              for _ in range(runs)]
                     out["by_consumers"][str(count)] = spread(rates)
                     print(f"  {count} assignment consumer(s): {rates}", file=sys.stderr)
                     if count == 1:
+                        out["backlog_phases"] = {
+                            name: spread([p[name] for p in phases]) for name in phases[0]}
                         out["cpu_ms_per_1000_events"] = {
                             name: spread([c[name] for c in costs]) for name in costs[0]}
                         for rate in LOADS:

@@ -16,6 +16,10 @@ RESULTS = OUT / "results.json"
 ROWS = [
     ("throughput_events_per_s", "insert → assigned, backlog, 1 consumer", "events/s",
      "≥ 10,000", "cpu_bound_events_per_s"),
+    ("backlog_head_ms", "… of which the head: insert → first assignment begins", "ms", "",
+     None),
+    ("backlog_after_head_events_per_s", "… and the rate after the head", "events/s", "",
+     "cpu_bound_events_per_s"),
     ("latency_ms.p50", "insert → assigned p50 at 500/s", "ms", "≤ 10", None),
     ("latency_ms.p95", "insert → assigned p95 at 500/s", "ms", "", None),
     ("latency_ms.p99", "insert → assigned p99 at 500/s", "ms", "≤ 50", None),
