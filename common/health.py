@@ -71,14 +71,17 @@ def _first_line(error: Exception) -> str:
 class BrokerProbe:
     """One RabbitMQ connection kept open for /health, instead of a new one per call.
 
-    pika is not thread-safe, so checks take turns. A connection that died with a broker
-    restart is replaced once before the broker counts as down.
+    pika is not thread-safe, so checks take turns (with the keeper, which answers the
+    broker's heartbeats between checks). A connection that died with a broker restart is
+    replaced once before the broker counts as down.
     """
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self._lock = threading.Lock()
         self._conn: pika.BlockingConnection | None = None
+        self._keeper = broker.Keeper(settings, "api-health-keeper", self._lock,
+                                     lambda: self._conn, self._drop)
 
     def check(self) -> str | None:
         with self._lock:
@@ -89,18 +92,25 @@ class BrokerProbe:
                         self._conn = broker.connect(self.settings, "api-health",
                                                     socket_timeout=CHECK_TIMEOUT,
                                                     stack_timeout=CHECK_TIMEOUT)
+                        self._keeper.start()
                     self._conn.process_data_events(time_limit=0)
                     return None
                 except Exception as error:  # pika raises many unrelated types
                     why = _first_line(error) or type(error).__name__
-                    self.close()
+                    self._drop()
             return why
 
-    def close(self) -> None:
+    def _drop(self) -> None:
+        """Close the connection; called with the lock held."""
         if self._conn is not None:
             with suppress(Exception):
                 self._conn.close()
         self._conn = None
+
+    def close(self) -> None:
+        self._keeper.stop()
+        with self._lock:
+            self._drop()
 
 
 class ServiceHealth:

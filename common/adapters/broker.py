@@ -11,8 +11,9 @@ import contextlib
 import json
 import logging
 import struct
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pika
@@ -81,6 +82,55 @@ def keep_alive_every(settings: Settings) -> float:
     """How often an owner lets pika run an idle connection (heartbeats): a third of the
     heartbeat, and at most every 10 s."""
     return min(10.0, settings.RABBITMQ_HEARTBEAT_SECONDS / 3)
+
+
+class Keeper:
+    """A daemon thread that lets pika answer the heartbeats of a connection used only now
+    and then (the API's health probe and queue-depth reader), every `keep_alive_every`.
+
+    Without it, a connection left unused for twice RABBITMQ_HEARTBEAT_SECONDS is closed by
+    the broker, and its next use meets the reset (pika logs tracebacks) and reconnects. The
+    thread takes turns with the connection's user through `lock`; `connection()` names the
+    connection to keep (None: nothing to keep, the thread ends). On a failure it calls
+    `lost()`, under the lock, and ends; the user's next use reconnects and calls `start`.
+    """
+
+    def __init__(self, settings: Settings, name: str, lock: threading.Lock,
+                 connection: Callable[[], pika.BlockingConnection | None],
+                 lost: Callable[[], None]):
+        self.settings = settings
+        self.name = name
+        self._lock = lock
+        self._connection = connection
+        self._lost = lost
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Called by the user after it opened the connection: keep it from now on."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stopped = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stopped,),
+                                            name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Called by the user before it closes the connection for good."""
+        self._stopped.set()
+
+    def _run(self, stopped: threading.Event) -> None:
+        while not stopped.wait(keep_alive_every(self.settings)):
+            with self._lock:
+                connection = self._connection()
+                if connection is None:
+                    return
+                try:
+                    connection.process_data_events(time_limit=0)
+                except Exception as error:  # noqa: BLE001 - pika raises many types
+                    log.info("%s: broker connection lost while idle (%r); reopened on next "
+                             "use", self.name, error)
+                    self._lost()
+                    return
 
 
 def connect(settings: Settings, name: str, **overrides) -> pika.BlockingConnection:

@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             app.state.health.close()
+            app.state.system_metrics.close()
             _close(app.state.resources)
 
     app = FastAPI(

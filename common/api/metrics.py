@@ -146,7 +146,12 @@ class SystemReader:
         self._lock = threading.Lock()
         self._snapshot = Snapshot()
         self._read_at = float("-inf")
-        self._queues = QueueDepths(settings)
+        self._queues = QueueDepths(settings, self._lock)
+
+    def close(self) -> None:
+        """Called when the API's lifespan ends: the broker connection goes with it."""
+        with self._lock:
+            self._queues.shutdown()
 
     def read(self, pool, redis_client) -> Snapshot:
         """The cached snapshot, or a fresh one when it is older than the cache period."""
@@ -237,12 +242,16 @@ def _targets(spec: str) -> list[float]:
 class QueueDepths:
     """Message counts of the three queues and their `.dlq`, by passive declares on one
     kept channel (opened on first use, reopened after a failure). Not thread-safe: the
-    SystemReader's lock serialises readings."""
+    SystemReader's `lock` serialises readings, and the keeper's turns between them (a
+    scrape less often than the broker's heartbeat timeout found the connection closed and
+    lost that scrape's queue samples)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, lock: threading.Lock):
         self.settings = settings
         self._connection = None
         self._channel = None
+        self._keeper = broker.Keeper(settings, "api-metrics-keeper", lock,
+                                     lambda: self._connection, self.close)
 
     def families(self) -> list:
         depth = GaugeMetricFamily("assignment_queue_messages",
@@ -274,6 +283,7 @@ class QueueDepths:
             self._connection = broker.connect(self.settings, "api-metrics", socket_timeout=2,
                                               blocked_connection_timeout=2, stack_timeout=3)
             self._channel = None
+            self._keeper.start()
         if self._channel is None or not self._channel.is_open:
             self._channel = self._connection.channel()
             # Declared as every publisher declares them (idempotent), so a queue no
@@ -281,6 +291,11 @@ class QueueDepths:
             broker.declare_queues(self._channel, self.settings)
         self._connection.process_data_events(time_limit=0)  # answers the broker's heartbeats
         return self._channel
+
+    def shutdown(self) -> None:
+        """At the API's shutdown (lock held): stop keeping the connection, and close it."""
+        self._keeper.stop()
+        self.close()
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

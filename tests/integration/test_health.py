@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
 
 from fastapi.testclient import TestClient
 
-from common import heartbeat
+from common import health, heartbeat
 from common.api.app import create_app
 from common.resources import redis_client
 from tests import servers
@@ -122,3 +123,21 @@ def test_the_compose_healthcheck_asks_whether_its_own_beat_is_fresh(settings, tm
     beat_all(local, but=("relay",))
     assert healthcheck(local, "assignment").returncode == 0
     assert healthcheck(local, "relay").returncode == 1
+
+
+def test_the_health_probe_keeps_its_broker_connection_between_rare_checks(settings, caplog):
+    """/health called less often than the broker's heartbeat timeout: the probe's connection
+    must still be the same open one, with no reset for pika to log."""
+    quick = settings.model_copy(update={"RABBITMQ_HEARTBEAT_SECONDS": 1})
+    probe = health.BrokerProbe(quick)
+    try:
+        assert probe.check() is None
+        first = probe._conn
+        with caplog.at_level(logging.INFO):
+            time.sleep(4)  # twice the heartbeat and more with no check
+            assert probe.check() is None
+        assert probe._conn is first
+    finally:
+        probe.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO
+                and r.name.startswith(("pika", "common.health"))], caplog.text

@@ -7,6 +7,7 @@ back over HTTP in Prometheus text format and compared with what the databases ho
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import httpx
@@ -225,3 +226,24 @@ def test_a_broker_that_does_not_answer_gives_no_queue_samples_and_no_500(setting
     assert not any(name == "assignment_queue_messages" for (name, _) in samples)
     assert value(samples, "assignment_waiting_events", region="LATAM") == 1
     print(f"scrape with the broker down took {took:.2f}s")
+
+
+def test_scrapes_further_apart_than_the_broker_heartbeat_keep_their_queue_samples(
+        settings, caplog):
+    """Prometheus off, someone scrapes by hand now and then: the kept broker connection
+    must still be open (answered heartbeats) and the scrape carry every queue's depth."""
+    quick = settings.model_copy(update={"RABBITMQ_HEARTBEAT_SECONDS": 1,
+                                        "METRICS_CACHE_SECONDS": 0})
+    with TestClient(create_app(quick)) as client:
+        api_samples(client)
+        queues = client.app.state.system_metrics._queues
+        first = queues._connection
+        with caplog.at_level(logging.INFO):
+            time.sleep(4)  # twice the heartbeat and more with no scrape
+            samples = api_samples(client)
+        assert queues._connection is first and first.is_open
+    assert first.is_closed  # the API's shutdown closed it
+    depths = {labels for (name, labels) in samples if name == "assignment_queue_messages"}
+    assert len(depths) == 6, samples.keys()
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO
+                and r.name.startswith(("pika", "common.api.metrics"))], caplog.text
