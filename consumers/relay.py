@@ -49,7 +49,6 @@ class Relay:
         self._listen: psycopg.Connection | None = None
         self._pairs: list[tuple[psycopg.Connection, ConfirmingPublisher]] = []
         self._delay = RECONNECT_MIN_SECONDS
-        self._next_keep_alive = 0.0
 
     def run(self) -> None:
         """Called by `run(settings)`: connect, serve, and reconnect after failures, until stopped."""
@@ -100,32 +99,18 @@ class Relay:
     def wait(self) -> None:
         """Called by serve: return on a NOTIFY, on the idle poll deadline, or on stop.
 
-        Waits in slices so SIGTERM is seen promptly and pika answers heartbeats.
+        Waits in slices so SIGTERM is seen promptly and pika answers heartbeats while idle.
         """
         deadline = time.monotonic() + self.settings.RELAY_IDLE_POLL_SECONDS
         while not self.stopping.is_set():
             heartbeat.tick()
-            self.keep_alive()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            for _ in self._listen.notifies(timeout=min(remaining, self._slice), stop_after=1):
+            for _ in self._listen.notifies(
+                timeout=min(remaining, WAIT_SLICE_SECONDS), stop_after=1
+            ):
                 return
-
-    @property
-    def _slice(self) -> float:
-        """One wait for a NOTIFY: at most WAIT_SLICE_SECONDS, and half the heartbeat."""
-        return min(WAIT_SLICE_SECONDS, self.settings.RABBITMQ_HEARTBEAT_SECONDS / 2)
-
-    def keep_alive(self) -> None:
-        """Called by wait: let pika send and answer heartbeats on every publisher's
-        connection, once per slice. Not only after a quiet slice: under a steady trickle a
-        NOTIFY ends every wait, and only the first worker publishes (drain), so the
-        broker closed the second worker's connection for missed heartbeats, and the next
-        backlog met a reset connection and reconnected the whole relay."""
-        now = time.monotonic()
-        if now >= self._next_keep_alive:
-            self._next_keep_alive = now + self._slice
             for _, publisher in self._pairs:
                 publisher.keep_alive()
 

@@ -169,3 +169,14 @@ def queue_policy(queue: str) -> str:
         if name == queue:
             return policy.strip()
     return ""
+
+
+def close_connections_named(name: str) -> int:
+    """Close, as the broker would, every AMQP connection whose client-provided name is
+    `name`; returns how many."""
+    listed = _rabbitmqctl("list_connections", "pid", "client_properties", "--no-table-headers")
+    ours = f'{{"connection_name","{name}"}}'
+    pids = [line.split("\t")[0] for line in listed.splitlines() if ours in line]
+    for pid in pids:
+        _rabbitmqctl("close_connection", pid, "test: closed while idle")
+    return len(pids)

@@ -85,8 +85,9 @@ def keep_alive_every(settings: Settings) -> float:
 
 
 class Keeper:
-    """A daemon thread that lets pika answer the heartbeats of a connection used only now
-    and then (the API's health probe and queue-depth reader), every `keep_alive_every`.
+    """A daemon thread that lets pika answer the heartbeats of a connection between its
+    owner's uses (publishers, the API's health probe and queue-depth reader), every
+    `keep_alive_every`.
 
     Without it, a connection left unused for twice RABBITMQ_HEARTBEAT_SECONDS is closed by
     the broker, and its next use meets the reset (pika logs tracebacks) and reconnects. The
@@ -95,7 +96,7 @@ class Keeper:
     `lost()`, under the lock, and ends; the user's next use reconnects and calls `start`.
     """
 
-    def __init__(self, settings: Settings, name: str, lock: threading.Lock,
+    def __init__(self, settings: Settings, name: str, lock,  # a Lock or an RLock
                  connection: Callable[[], pika.BlockingConnection | None],
                  lost: Callable[[], None]):
         self.settings = settings
@@ -108,7 +109,7 @@ class Keeper:
 
     def start(self) -> None:
         """Called by the user after it opened the connection: keep it from now on."""
-        if self._thread is None or not self._thread.is_alive():
+        if self._thread is None or not self._thread.is_alive() or self._stopped.is_set():
             self._stopped = threading.Event()
             self._thread = threading.Thread(target=self._run, args=(self._stopped,),
                                             name=self.name, daemon=True)
@@ -171,7 +172,10 @@ class ConfirmingPublisher:
     pika's BlockingChannel waits for each confirm before the next publish (about 1,400
     messages/s here); the channel underneath it can keep a whole batch in flight, so this
     class drives that channel directly and waits once per batch (over 10,000/s).
-    Not thread-safe: one publisher per thread.
+    One publisher per thread. Its `Keeper` answers the broker's heartbeats between
+    batches, taking turns through the publisher's lock, so the connection lives whatever
+    its owner does meanwhile: the relay's second worker, the inbound consumer's acks while
+    a batch waits on PostgreSQL, a dead-letter publisher while its consumer is busy.
     """
 
     def __init__(self, settings: Settings, name: str, bases: Iterable[str] = QUEUES):
@@ -184,7 +188,9 @@ class ConfirmingPublisher:
         self._pending: dict[int, object] = {}
         self._acked: set = set()
         self._failed: set = set()
-        self._last_io = 0.0  # monotonic time pika last ran this connection's I/O
+        self._lock = threading.RLock()
+        self._keeper = Keeper(settings, f"{name}-keeper", self._lock,
+                              lambda: self._connection, self._forget)
 
     # -- connection ------------------------------------------------------------------
 
@@ -200,34 +206,33 @@ class ConfirmingPublisher:
         if not ready:
             raise PublishError(f"confirm mode not acknowledged on {self.name} within 30s")
         self._next_tag = 1
+        self._keeper.start()
 
     def ensure_open(self) -> None:
-        """Open the connection if it is not; first probe one left without I/O for longer
-        than the heartbeat, which the broker may have closed meanwhile (`is_open` only
-        learns that from a read): reopened now, not failed on by the next publish."""
-        if (self._connection is not None and self._connection.is_open
-                and time.monotonic() - self._last_io > self.settings.RABBITMQ_HEARTBEAT_SECONDS):
-            try:
-                self.keep_alive()
-            except (AMQPError, OSError) as error:
-                log.info("%s: idle broker connection found closed (%r); reopening",
-                         self.name, error)
-        if self._connection is None or not self._connection.is_open:
-            self.close()
-            self._open()
-        self._last_io = time.monotonic()
+        with self._lock:
+            if self._connection is None or not self._connection.is_open:
+                self.close()
+                self._open()
 
     def close(self) -> None:
+        with self._lock:
+            self._keeper.stop()
+            connection, self._connection, self._channel = self._connection, None, None
+            if connection is not None and connection.is_open:
+                with contextlib.suppress(AMQPError):
+                    connection.close()
+
+    def _forget(self) -> None:
+        """The keeper found the connection lost (lock held): the next publish reopens."""
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(AMQPError):
-                connection.close()
+        with contextlib.suppress(Exception):
+            connection.close()
 
     def keep_alive(self) -> None:
-        """Let pika send and answer heartbeats; long-running callers call it while idle."""
-        if self._connection is not None and self._connection.is_open:
-            self._connection.process_data_events(time_limit=0)
-            self._last_io = time.monotonic()
+        """Let pika send and answer heartbeats now (the keeper also does, between batches)."""
+        with self._lock:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.process_data_events(time_limit=0)
 
     def __enter__(self) -> ConfirmingPublisher:
         return self
@@ -269,6 +274,10 @@ class ConfirmingPublisher:
         """
         if not messages:
             return set()
+        with self._lock:
+            return self._publish_batch(base, messages, timeout)
+
+    def _publish_batch(self, base: str, messages: Sequence[Message], timeout: float) -> set:
         self._acked, self._failed, self._pending = set(), set(), {}
         routing_key = self.settings.name(base)
         try:

@@ -12,6 +12,7 @@ from common.services.generator import generate_events
 from common.services.relay import CLAIM, CLAIM_UNCONFIRMED, redispatch_lost, relay_pending
 from flows.relay_poll import relay_poll
 from tests import servers
+from tests.processes import eventually
 
 BOUND = 60  # seconds a wait may last before the test gives up; never a performance limit
 
@@ -319,8 +320,10 @@ def test_a_busy_relay_keeps_its_idle_publishers_heartbeating(settings, tmp_path)
     broker's heartbeats (a 1 s heartbeat here: silent for 2 s, the broker closes it)."""
     process = start_relay(settings, tmp_path, RABBITMQ_HEARTBEAT_SECONDS="1")
     try:
-        before = sorted(wait_for_relay_connections(settings, process))
-        assert len(before) == 2  # two workers, each with its publishing connection
+        wait_for_relay_connections(settings, process)
+        eventually(lambda: len(relay_connections(settings)) == 2, timeout=BOUND,
+                   message="both workers' publishing connections open")
+        before = sorted(relay_connections(settings))
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline:
             insert(settings, 1)
