@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import time
 
-from pika.exceptions import AMQPError
-
 from common import metrics, resources
 from common.adapters import broker
 from common.messages import BadMessage, DecisionMessage
@@ -55,15 +53,6 @@ class InboundHandler(DatabaseHandler):
         log.info("applied %d decision(s), %d new; acks published", len(decisions),
                  len(result.applied))
 
-    def idle(self) -> None:
-        """Answer the ack publisher's heartbeats while no decisions arrive, so the broker
-        does not drop its connection and delay the next decision by a reconnect."""
-        try:
-            self.publisher.keep_alive()
-        except (AMQPError, OSError) as error:
-            log.info("ack publisher connection lost (%r); reopened on the next publish", error)
-            self.publisher.close()
-
 
 def _count_viewed(decisions: list[DecisionMessage], applied: list[dict]) -> None:
     """Metrics of the decisions applied now (first time only): by outcome, and the time
@@ -80,4 +69,4 @@ def _count_viewed(decisions: list[DecisionMessage], applied: list[dict]) -> None
 
 def run(settings: Settings) -> None:
     BatchConsumer(settings, InboundHandler(settings), name="inbound",
-                  prefetch=1000, batch_size=500, idle_every=broker.keep_alive_every(settings)).run()
+                  prefetch=1000, batch_size=500).run()

@@ -99,7 +99,8 @@ class Relay:
     def wait(self) -> None:
         """Called by serve: return on a NOTIFY, on the idle poll deadline, or on stop.
 
-        Waits in slices so SIGTERM is seen promptly and pika answers heartbeats while idle.
+        Waits in slices so SIGTERM is seen promptly (the publishers' keepers answer the
+        broker's heartbeats meanwhile).
         """
         deadline = time.monotonic() + self.settings.RELAY_IDLE_POLL_SECONDS
         while not self.stopping.is_set():
@@ -111,8 +112,6 @@ class Relay:
                 timeout=min(remaining, WAIT_SLICE_SECONDS), stop_after=1
             ):
                 return
-            for _, publisher in self._pairs:
-                publisher.keep_alive()
 
     def back_off(self) -> None:
         """Called by run after a failure: sleep, doubling each time up to the cap."""

@@ -171,12 +171,18 @@ def queue_policy(queue: str) -> str:
     return ""
 
 
+def connection_pids(name_prefix: str) -> list[str]:
+    """The broker's pids of the AMQP connections whose client-provided name starts with
+    `name_prefix`."""
+    listed = _rabbitmqctl("list_connections", "pid", "client_properties", "--no-table-headers")
+    ours = f'{{"connection_name","{name_prefix}'
+    return [line.split("\t")[0] for line in listed.splitlines() if ours in line]
+
+
 def close_connections_named(name: str) -> int:
     """Close, as the broker would, every AMQP connection whose client-provided name is
     `name`; returns how many."""
-    listed = _rabbitmqctl("list_connections", "pid", "client_properties", "--no-table-headers")
-    ours = f'{{"connection_name","{name}"}}'
-    pids = [line.split("\t")[0] for line in listed.splitlines() if ours in line]
+    pids = connection_pids(name + '"')  # the name ends at the quote
     for pid in pids:
         _rabbitmqctl("close_connection", pid, "test: closed while idle")
     return len(pids)

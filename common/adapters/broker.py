@@ -228,12 +228,6 @@ class ConfirmingPublisher:
         with contextlib.suppress(Exception):
             connection.close()
 
-    def keep_alive(self) -> None:
-        """Let pika send and answer heartbeats now (the keeper also does, between batches)."""
-        with self._lock:
-            if self._connection is not None and self._connection.is_open:
-                self._connection.process_data_events(time_limit=0)
-
     def __enter__(self) -> ConfirmingPublisher:
         return self
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import psycopg
 from pika.exceptions import AMQPError
 
-from common.adapters.broker import INBOUND, ConfirmingPublisher, keep_alive_every
+from common.adapters.broker import INBOUND, ConfirmingPublisher
 from common.api.worker import Worker
 from common.services.outbox import publish_decided
 from common.settings import Settings
@@ -58,16 +58,15 @@ class FastPath(Worker):
     def _cleanup(self) -> None:
         self.publisher.close()
 
-    def _timeout(self) -> float:
+    def _timeout(self) -> float | None:
+        """Until the next retry or sweep is due; with none, until woken (the publisher's
+        keeper answers the broker's heartbeats meanwhile)."""
         due = min([next_at for _, next_at, _ in self._retrying.values()]
                   + ([] if self._swept else [self._sweep_at]), default=None)
-        keep_alive = keep_alive_every(self.settings)
-        if due is None:
-            return keep_alive
-        return max(0.0, min(keep_alive, due - time.monotonic()))
+        return None if due is None else max(0.0, due - time.monotonic())
 
     def _step(self) -> None:
-        """Publish what was submitted and what is due for a retry; keep the link alive."""
+        """Publish what was submitted and what is due for a retry."""
         if not self._swept and time.monotonic() >= self._sweep_at:
             self._sweep_once()
         now = time.monotonic()
@@ -75,7 +74,6 @@ class FastPath(Worker):
         due = [i for i, (_, next_at, _) in self._retrying.items() if next_at <= now]
         ids = sorted(set(fresh) | set(due))
         if not ids:
-            self._keep_alive()
             return
         try:
             publish_decided(self.connection(), self.publisher, self.settings, ids)
@@ -129,11 +127,3 @@ class FastPath(Worker):
                 self._retrying[assignment_id] = (first, now + delay, delay)
         if left:
             log.info("fast path: %d assignment(s) not confirmed yet, retrying", len(left))
-
-    def _keep_alive(self) -> None:
-        """Answer RabbitMQ's heartbeats while idle, so the next publish finds a live link."""
-        try:
-            self.publisher.keep_alive()
-        except (AMQPError, OSError) as error:
-            log.info("fast-path connection lost (%s); reopened on next publish", error)
-            self.publisher.close()

@@ -11,7 +11,7 @@ from common.resources import assignment_connection, publisher, relay_connection
 from common.services.generator import generate_events
 from common.services.relay import CLAIM, CLAIM_UNCONFIRMED, redispatch_lost, relay_pending
 from flows.relay_poll import relay_poll
-from tests import servers
+from tests import helpers, servers
 from tests.processes import eventually
 
 BOUND = 60  # seconds a wait may last before the test gives up; never a performance limit
@@ -78,15 +78,7 @@ def stop_relay(process: subprocess.Popen) -> int:
 
 def relay_connections(settings) -> list[str]:
     """Pids of the RabbitMQ connections whose client-provided name is this test's relay."""
-    output = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=BOUND,
-    ).stdout
-    ours = f'{{"connection_name","relay:{settings.NAMESPACE}:'
-    return [line.split("\t")[0] for line in output.splitlines() if ours in line]
+    return helpers.connection_pids(f"relay:{settings.NAMESPACE}:")
 
 
 def wait_for_relay_connections(settings, process) -> list[str]:
