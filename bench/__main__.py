@@ -24,6 +24,7 @@ def run(quick: bool) -> dict:
     started = time.monotonic()
     with fresh("ceilings") as settings:
         measured_ceilings = ceilings.measure(settings, quick)
+        measured_floors = ceilings.floors(settings, quick)
     print(f"ceilings measured ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     flow = pipeline.measure(quick)
     print(f"pipeline measured ({time.monotonic() - started:.0f} s)", file=sys.stderr)
@@ -49,6 +50,9 @@ def run(quick: bool) -> dict:
         "backlog_after_head_events_per_s":
             flow["backlog_phases"]["after_head_events_per_s"]["median"],
         "ceilings": measured_ceilings,
+        "latency_floors_ms": measured_floors,
+        **{path: report.path_floor(measured_floors, path) for path in report.PATHS},
+        "backlog_machine_busy_share": flow["backlog_phases"]["machine_busy_share"]["median"],
         "spread": {
             "latency_by_load": flow["latency_by_load"],
             "relay_drain_events_per_s": flow["relay_drain_events_per_s"],
@@ -68,6 +72,7 @@ def spreads(results: dict) -> dict:
     out = {"throughput_events_per_s": _mm(results["by_consumers"]["1"]),
            "backlog_head_ms": _mm(s["backlog_phases"]["head_ms"]),
            "backlog_after_head_events_per_s": _mm(s["backlog_phases"]["after_head_events_per_s"]),
+           "backlog_machine_busy_share": _mm(s["backlog_phases"]["machine_busy_share"]),
            "relay_drain_events_per_s": _mm(s["relay_drain_events_per_s"]),
            "decision_to_viewed_ms_p50": _mm(s["decision_to_viewed_ms"]),
            "backfill_ms_p50": _mm(s["backfill_ms"]),

@@ -92,7 +92,7 @@ def failover_run(settings, quick: bool) -> dict:
     with resources.relay_connection(settings, autocommit=True) as relay_conn, \
             resources.assignment_connection(settings, autocommit=True) as conn:
         presence = Presence(resources.redis_client(settings), settings)
-        pipeline.free_everyone(conn, presence)
+        pipeline.free_everyone(relay_conn, conn, presence)
         since = conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
         with consumers(settings, "relay"), consumers(settings, "assignment"):
             started = time.monotonic()

@@ -66,6 +66,12 @@ def snapshot(ours: dict[str, list[int]]) -> dict[str, float]:
     return out
 
 
+def busy_share(before: dict[str, float], after: dict[str, float], seconds: float) -> float:
+    """The share of the machine's cores busy between two snapshots `seconds` apart, with
+    anyone's work: near 1.0, the cores were the limit whatever the CPU bound says."""
+    return round((after["machine"] - before["machine"]) / (seconds * (os.cpu_count() or 1)), 3)
+
+
 def per_thousand(before: dict[str, float], after: dict[str, float], events: int) -> dict:
     """CPU milliseconds per 1,000 events of each group between two snapshots."""
     return {name: round((after[name] - before[name]) * 1e6 / events, 1) for name in after}

@@ -61,13 +61,23 @@ def wait_assigned(conn, after: int, count: int, interval: float, message: str) -
     eventually(done, timeout=600, interval=interval, message=message)
 
 
-def free_everyone(conn, presence: Presence) -> None:
+def free_everyone(relay_conn, conn, presence: Presence) -> None:
     """Between runs (setup, not measured): every live assignment decided at once, loads
-    back to zero, Redis counters rebuilt."""
+    back to zero, Redis counters rebuilt, and both databases vacuumed and analyzed.
+
+    The vacuum keeps a run from measuring the cleanup of the runs before it. A backlog of
+    15,000 leaves 15,000 new rows in each of five tables, and autovacuum's launcher takes
+    them up at its next round (once a minute per database), which may fall in the next run:
+    the latency at 500 events/s after three backlogs read p50 21-31 ms with that cleanup
+    running beside it, and 14-15 ms without it (docs/decisions.md, "Floors for the latency
+    goals, the busy cores, and autovacuum in the window"). A system at a steady 500 events/s pays its autovacuum a little at a time;
+    `make soak` runs ten minutes with it."""
     conn.execute("UPDATE assignments SET status = 'approved', decided_at = now() "
                  "WHERE status = 'pending' AND NOT deleted")
     conn.execute("UPDATE operator_load SET live = 0")
     reconcile_counters(conn, presence)
+    for database in (relay_conn, conn):  # autocommit: VACUUM runs outside a transaction
+        database.execute("VACUUM (ANALYZE)")
 
 
 def throughput(relay_conn, conn, presence: Presence, backlog: int,
@@ -82,8 +92,9 @@ def throughput(relay_conn, conn, presence: Presence, backlog: int,
     CPU each spent per 1,000 events is appended to `costs` (bench.cpu). With `phases`, the
     window's two parts are appended: the head, from the insert to the start of the first
     assignment transaction (PostgreSQL's clock: the first COPY's commit, the relay's first
-    batch, its delivery), and the rate over the rest of the window."""
-    free_everyone(conn, presence)
+    batch, its delivery), and the rate over the rest of the window; and the share of the
+    machine's cores busy over the whole window, with anyone's work."""
+    free_everyone(relay_conn, conn, presence)
     after = last_assignment(conn)
     events = random_events(backlog)  # made up before the clock: see the docstring
     before = cpu.snapshot(ours or {})
@@ -92,15 +103,29 @@ def throughput(relay_conn, conn, presence: Presence, backlog: int,
     insert_events(relay_conn, events)
     wait_assigned(conn, after, backlog, 0.01, f"a backlog of {backlog} assigned")
     window = time.monotonic() - start
+    spent = cpu.snapshot(ours or {})
     if costs is not None:
-        costs.append(cpu.per_thousand(before, cpu.snapshot(ours or {}), backlog))
+        costs.append(cpu.per_thousand(before, spent, backlog))
     if phases is not None:
         head = conn.execute("SELECT extract(epoch FROM min(created_at) - %s) AS s "
                             "FROM assignments WHERE assignment_id > %s",
                             [inserted_at, after]).fetchone()["s"]
         phases.append({"head_ms": float(head) * 1000,
-                       "after_head_events_per_s": backlog / (window - float(head))})
+                       "after_head_events_per_s": backlog / (window - float(head)),
+                       "machine_busy_share": cpu.busy_share(before, spent, window)})
     return backlog / window
+
+
+def _backends(conn, settings, generator: int) -> dict[str, list[int]]:
+    """The PostgreSQL backends of the relay and the consumers (not the generator's, not the
+    benchmark's own): all together (`postgres_ours`, in the CPU bound), and split by
+    database (`postgres_relay_db`: the relay's claims and marks; `postgres_assignment_db`:
+    the routers' and the bookkeeping's transactions), to say which side costs what."""
+    split = {f"postgres_{side}_db": [pid for pid in cpu.backends(conn, [database])
+                                     if pid != generator]
+             for side, database in (("relay", settings.POSTGRES_DB_RELAY),
+                                    ("assignment", settings.POSTGRES_DB_ASSIGNMENT))}
+    return {"postgres_ours": [pid for pids in split.values() for pid in pids], **split}
 
 
 def offered(relay_conn, rate: int, seconds: float) -> int:
@@ -117,7 +142,7 @@ def offered(relay_conn, rate: int, seconds: float) -> int:
 
 def latency_run(relay_conn, conn, presence: Presence, rate: int, seconds: float) -> dict:
     """p50/p95/p99 insert -> assigned (ms) of the events of one run at `rate` events/s."""
-    free_everyone(conn, presence)
+    free_everyone(relay_conn, conn, presence)
     since = conn.execute("SELECT clock_timestamp() AS t").fetchone()["t"]
     after = last_assignment(conn)
     wait_assigned(conn, after, offered(relay_conn, rate, seconds), 0.05,
@@ -173,10 +198,7 @@ def measure(quick: bool) -> dict:
                 with consumers(settings, "assignment", copies=count) as procs:
                     throughput(relay_conn, conn, presence, 200)  # warm-up, not counted
                     ours = {"relay": [p.pid for p in relay], "assignment": [p.pid for p in procs],
-                            "postgres_ours": [
-                                pid for pid in cpu.backends(conn, [settings.POSTGRES_DB_RELAY,
-                                                                   settings.POSTGRES_DB_ASSIGNMENT])
-                                if pid != relay_conn.info.backend_pid]}  # not the generator's
+                            **_backends(conn, settings, relay_conn.info.backend_pid)}
                     costs: list[dict] = []
                     phases: list[dict] = []
                     rates = [throughput(relay_conn, conn, presence, backlog, ours, costs, phases)

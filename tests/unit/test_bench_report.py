@@ -23,3 +23,31 @@ def test_the_throughput_row_reads_as_a_share_of_the_same_runs_cpu_bound():
     assert "0.85 of cpu_bound_events_per_s" in throughput
     assert "0.75 of queue_publishes_per_s" in drain
     assert any(r.startswith("| cpu_bound_events_per_s") and "10,000 events/s" in r for r in rows)
+
+
+FLOORS = {"notify_ms": {"median": 2.0, "min": 1.8, "max": 2.5},
+          "queue_hop_ms": {"median": 3.0, "min": 2.9, "max": 3.4},
+          "commit_ms": {"median": 0.5, "min": 0.4, "max": 0.6},
+          "queue_hop_one_ms": {"median": 1.5, "min": 1.4, "max": 1.7}}
+
+
+def test_each_path_floor_is_the_sum_of_its_bare_hops():
+    assert report.path_floor(FLOORS, "latency_floor_ms") == 5.0
+    assert report.path_floor(FLOORS, "viewed_floor_ms") == 2.0
+    assert report.path_floor({"notify_ms": FLOORS["notify_ms"]}, "latency_floor_ms") is None
+
+
+def test_the_latency_rows_read_against_the_same_runs_floors():
+    results = {"latency_ms": {"p50": 9.0, "p95": 12.0, "p99": 20.0},
+               "decision_to_viewed_ms_p50": 5.0, "latency_floors_ms": FLOORS,
+               **{path: report.path_floor(FLOORS, path) for path in report.PATHS},
+               "backlog_machine_busy_share": 0.93}
+    rows = report.table(results, {}).splitlines()
+    p50 = next(r for r in rows if r.startswith("| insert → assigned p50 at 500/s"))
+    assert "1.80 of latency_floor_ms" in p50
+    viewed = next(r for r in rows if r.startswith("| decision → source Viewed p50"))
+    assert "2.50 of viewed_floor_ms" in viewed
+    assert any(r.startswith("| floor: a one-row transaction committed p50") and "| 0.50 ms" in r
+               for r in rows)
+    busy = next(r for r in rows if r.startswith("| … the machine's cores busy"))
+    assert "| 0.93 " in busy
