@@ -296,8 +296,7 @@ def catalogue(settings, s: dict) -> list[Query]:
          capture(decisions._lock_assignment, one["assignment_id"]))
     _add(q, "decisions.decide (record)", req, "assignment",
          capture(decisions._record_decision, one, actor, "approved", None, None))
-    _add(q, "assignment_db.drop_load", req, "assignment", capture(db.drop_load, user))
-    _add(q, "decisions.decide (fetch)", req, "assignment",
+    _add(q, "decisions._fetch (release, move)", req, "assignment",
          capture(decisions._fetch, one["assignment_id"]))
     live_ids = [r["assignment_id"] for r in s["live"]]
     _add(q, "assignment_db.live_assignment_ids", req, "assignment",

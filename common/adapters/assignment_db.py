@@ -256,15 +256,6 @@ def add_load(cur, increments: dict[int, int], cap: int) -> dict[int, int]:
     ))
 
 
-def drop_load(cur, user_id: int, count: int = 1) -> int:
-    cur.execute(
-        "UPDATE operator_load SET live = live - %s WHERE user_id = %s RETURNING live",
-        [count, user_id],
-    )
-    row = cur.fetchone()
-    return row["live"] if row else 0
-
-
 def insert_assignments(cur, pairs: Sequence[tuple[int, object]], actor: str, reason: str) -> list[dict]:
     """New pending assignments (user, event), their history rows; events leave waiting."""
     cur.execute(

@@ -1,7 +1,8 @@
 """Operators' (and supervisors') decisions on assignments, and the list of live work.
 
-Called by the HTTP API. A decision is one transaction: the assignment, the load row, a
-history row and the outbox row change together; then the Redis counter follows and the
+Called by the HTTP API. A decision is one transaction of two statements (the lock, then one
+statement for the rest): the assignment, the load row, a history row and the outbox row
+change together; then the Redis counter follows and the
 freed capacity is backfilled: by the caller's `backfill` hook (the API's backfill thread),
 or inline when there is none. Relaying the outbox row is the review loop's job
 (common/services/outbox.py); the API hands it to its fast-path thread after this returns.
@@ -15,7 +16,6 @@ from collections.abc import Callable
 import psycopg
 import redis
 
-from common.adapters import assignment_db as db
 from common.adapters.presence import Presence
 from common.domain import decisions as rules
 from common.services import assignment
@@ -75,10 +75,8 @@ def _decide_once(conn: psycopg.Connection, assignment_id: int, actor: rules.Acto
             new_status = rules.transition(current["status"], current["deleted"], status)
         except rules.DecisionRefused as refused:
             raise Conflict(f"assignment {assignment_id}: {refused}") from None
-        _record_decision(cur, current, actor_user, new_status, reason, note)
-        live = db.drop_load(cur, current["user_id"])
-        updated = _fetch(cur, assignment_id)
-    return current, live, updated
+        updated = _record_decision(cur, current, actor_user, new_status, reason, note)
+    return current, updated.pop("live"), updated
 
 
 def _lock_assignment(cur, assignment_id: int) -> dict:
@@ -93,28 +91,46 @@ def _lock_assignment(cur, assignment_id: int) -> dict:
 
 
 def _record_decision(cur, current: dict, actor_user: dict, new_status: str,
-                     reason: str | None, note: str | None) -> None:
-    """The assignment, its history row and its outbox row, inside the caller's transaction."""
+                     reason: str | None, note: str | None) -> dict:
+    """The assignment, its history row, its outbox row and its owner's load row, inside the
+    caller's transaction, in one statement: each round trip before the commit is time
+    between the decision (`decided_at`, the transaction's start) and the source's `Viewed`.
+    Returns the assignment as the API shows it, with the owner's new live count (`live`).
+    The caller holds the assignment's lock and has checked the transition."""
     cur.execute(
-        """
-        UPDATE assignments
-        SET status = %(status)s, decided_at = now(), decided_by = %(actor_id)s,
-            decision_reason = %(reason)s, decision_note = %(note)s, updated_at = now()
-        WHERE assignment_id = %(id)s AND status = 'pending' AND NOT deleted
+        f"""
+        WITH a AS (
+            UPDATE assignments
+            SET status = %(status)s, decided_at = now(), decided_by = %(actor_id)s,
+                decision_reason = %(reason)s, decision_note = %(note)s, updated_at = now()
+            WHERE assignment_id = %(id)s AND status = 'pending' AND NOT deleted
+            RETURNING *
+        ), logged AS (
+            INSERT INTO assignment_history (assignment_id, event_id, user_id, actor_id, actor,
+                                            previous_state, new_state, reason)
+            SELECT assignment_id, event_id, user_id, %(actor_id)s, %(actor)s, %(previous)s,
+                   status, %(history_reason)s
+            FROM a
+        ), queued AS (
+            INSERT INTO outbox_assignments (assignment_id, status)
+            SELECT assignment_id, 'completed' FROM a
+            ON CONFLICT (assignment_id) DO NOTHING
+        ), dropped AS (
+            UPDATE operator_load l SET live = l.live - 1 FROM a WHERE l.user_id = a.user_id
+            RETURNING l.live
+        )
+        SELECT {_ASSIGNMENT_FIELDS}, (SELECT live FROM dropped) AS live
+        FROM a JOIN events e USING (event_id)
         """,
-        {"status": new_status, "actor_id": actor_user["id"], "reason": reason,
-         "note": note, "id": current["assignment_id"]})
-    cur.execute(
-        """
-        INSERT INTO assignment_history (assignment_id, event_id, user_id, actor_id, actor,
-                                        previous_state, new_state, reason)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-        """,
-        [current["assignment_id"], current["event_id"], current["user_id"], actor_user["id"],
-         actor_user["username"], current["status"], new_status, reason or "decided"])
-    cur.execute(
-        "INSERT INTO outbox_assignments (assignment_id, status) VALUES (%s, 'completed') "
-        "ON CONFLICT (assignment_id) DO NOTHING", [current["assignment_id"]])
+        {"status": new_status, "actor_id": actor_user["id"], "reason": reason, "note": note,
+         "id": current["assignment_id"], "actor": actor_user["username"],
+         "previous": current["status"], "history_reason": reason or "decided"})
+    updated = cur.fetchone()
+    if updated is None:  # the lock held: only a broken caller gets here
+        raise RuntimeError(f"assignment {current['assignment_id']} was not pending under "
+                           "its lock")
+    updated["live"] = updated["live"] or 0
+    return updated
 
 
 def _after_decision(conn: psycopg.Connection, presence: Presence, settings: Settings,
