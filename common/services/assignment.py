@@ -106,8 +106,17 @@ def _log_stored(events: Sequence[OutboundEvent], stored: list) -> None:
 
 def route_waiting(conn: psycopg.Connection, presence: Presence, settings: Settings,
                   max_passes: int = 20) -> int:
-    """Backfill: assign waiting events while capacity remains. Returns how many it assigned."""
+    """Backfill: assign waiting events while capacity remains. Returns how many it assigned.
+
+    It starts from PostgreSQL's counts: a counter write that lost a race (a resync that read
+    the load before a decision committed and wrote after the decision's own write: seen
+    with the API's backfill thread finishing the previous backfill) can leave Redis saying
+    an operator is at the cap with a slot free, and the backfill that decision asked for
+    would then find nobody, correct the counter and stop, leaving the slot to the next
+    sweep (BACKFILL_SWEEP_SECONDS).
+    """
     total = 0
+    _resync_counts(conn, presence)
     for _ in range(max_passes):
         try:
             with conn.transaction(), conn.cursor() as cur:

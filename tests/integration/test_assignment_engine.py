@@ -245,3 +245,24 @@ def test_a_supervisor_smuggled_into_redis_still_receives_nothing(engine):
     assert not result.assigned and result.refused == 1
     assert factories.waiting_count(conn) == 1
     assert sarah not in presence.active_users()
+
+
+def test_a_backfill_starts_from_postgresqls_counts_not_a_stale_counter(engine):
+    # A counter write that lost a race (a resync that read the load before a decision
+    # committed, written after the decision's own write) leaves Redis saying an operator
+    # is at the cap while PostgreSQL has a free slot. The backfill the decision asked for
+    # must still fill it, not just correct the counter and stop.
+    s, conn, presence = engine(MAX_ASSIGNMENTS=3)
+    [op] = factories.add_operators(conn, 1, "US")
+    factories.make_available(conn, presence, [op])
+    assignment.receive(conn, presence, s, [factories.event(region="NA") for _ in range(3)])
+    assert list(owners(conn).values()) == [op] * 3
+    conn.execute("UPDATE assignments SET status = 'approved', decided_at = now() "
+                 "WHERE event_id = %s", [next(iter(owners(conn)))])
+    conn.execute("UPDATE operator_load SET live = 2 WHERE user_id = %s", [op])
+    presence.set_counts({op: 3})  # the stale write
+    assignment.receive(conn, presence, s, [factories.event(region="NA")])  # waits: Redis is full
+
+    assert assignment.route_waiting(conn, presence, s) == 1
+    assert list(owners(conn).values()) == [op] * 3
+    assert presence.counts()[op] == 3
