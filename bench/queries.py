@@ -111,6 +111,8 @@ class Capture:
     parameters, returns no rows. The application function runs as written, so the SQL and
     its parameters are exactly what it would send."""
 
+    autocommit = True
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
         self.rowcount = 0
@@ -292,8 +294,8 @@ def catalogue(settings, s: dict) -> list[Query]:
     _add(q, "decisions.list_assignments", req, "assignment",
          capture(decisions.list_assignments, user, settings.ASSIGNMENT_EXPIRY_MINUTES))
     _add(q, "decisions.get_user", req, "assignment", capture(decisions.get_user, user))
-    _add(q, "decisions.decide (lock)", req, "assignment",
-         capture(decisions._lock_assignment, one["assignment_id"]))
+    _add(q, "decisions.decide (read)", req, "assignment",
+         capture(decisions._read_assignment, one["assignment_id"]))
     _add(q, "decisions.decide (record)", req, "assignment",
          capture(decisions._record_decision, one, actor, "approved", None, None))
     _add(q, "decisions._fetch (release, move)", req, "assignment",
@@ -312,8 +314,8 @@ def catalogue(settings, s: dict) -> list[Query]:
          (_fastpath_unpublished(), [s["completed"][:1]]))
     _add(q, "outbox.publish_decided (fast path)", ev, "assignment",
          capture(_claim_outbox, settings, s["completed"][:1]))
-    _add(q, "outbox._MARK_PUBLISHED", ev, "assignment",
-         (outbox._MARK_PUBLISHED, [s["completed"][:1]]))
+    _add(q, "outbox._UNCLAIM (not confirmed)", ev, "assignment",
+         (outbox._UNCLAIM, [s["completed"][:1], [None]]))
     # flows and polls
     _add(q, "outbox.publish_decided (sweep)", poll, "assignment",
          capture(_claim_outbox, settings, None))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 import redis
 from psycopg.rows import dict_row
@@ -22,13 +25,26 @@ def assignment_connection(settings: Settings, **kwargs) -> psycopg.Connection:
     return psycopg.connect(settings.assignment_dsn, row_factory=dict_row, **kwargs)
 
 
+@contextmanager
+def one_statement(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
+    """A cursor for one statement that is its own transaction: on an autocommit connection
+    no BEGIN and COMMIT round trips around it; on any other, inside `conn.transaction()`."""
+    if conn.autocommit:
+        with conn.cursor() as cur:
+            yield cur
+    else:
+        with conn.transaction(), conn.cursor() as cur:
+            yield cur
+
+
 def assignment_pool(settings: Settings, max_size: int = 10) -> ConnectionPool:
-    """A pool on assignment_service for the API and the console."""
+    """A pool on assignment_service for the API: autocommit, so a statement that is its own
+    transaction costs one round trip (`one_statement`); `conn.transaction()` groups more."""
     return ConnectionPool(
         settings.assignment_dsn,
         min_size=1,
         max_size=max_size,
-        kwargs={"row_factory": dict_row},
+        kwargs={"row_factory": dict_row, "autocommit": True},
         open=True,
     )
 

@@ -113,10 +113,13 @@ class BatchConsumer:
 
     def __init__(self, settings: Settings, handler: DatabaseHandler, name: str,
                  prefetch: int = 1000, batch_size: int = 500, idle_every: float = 0,
-                 more_handlers: Sequence[DatabaseHandler] = ()):
+                 more_handlers: Sequence[DatabaseHandler] = (),
+                 gather_seconds: float = GATHER_SECONDS):
         """`more_handlers` (each with its own connection) let that many more batches be in
         flight at once, each in its own worker thread: one batch's database work overlaps
-        the next one's. Batches are still acknowledged in delivery order."""
+        the next one's. Batches are still acknowledged in delivery order. `gather_seconds`:
+        how long a batch may gather (GATHER_SECONDS); 0 starts one with what the first
+        read brought, for a queue whose messages come one at a time and wait on each."""
         self.settings = settings
         self.handler = handler
         self.handlers = [handler, *more_handlers]
@@ -136,6 +139,7 @@ class BatchConsumer:
                                           thread_name_prefix=f"{name}-batch")
         self._inflight: deque[InFlight] = deque()
         self._gathering_since: float | None = None
+        self._gather_seconds = gather_seconds
         self._dlq = broker.ConfirmingPublisher(settings, f"{name}-dlq", bases=[handler.queue])
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -217,13 +221,13 @@ class BatchConsumer:
                     connection.close()
 
     def _gathered(self, connection) -> bool:
-        """Read what arrives, for at most GATHER_SECONDS since this batch began gathering
+        """Read what arrives, for at most gather_seconds since this batch began gathering
         (returning early on a delivery). True when the buffer is ready to become a batch:
         nothing more came in, a batch's worth is there, or the window has passed."""
         now = time.monotonic()
         if self._gathering_since is None:
             self._gathering_since = now
-        left = self._gathering_since + GATHER_SECONDS - now
+        left = self._gathering_since + self._gather_seconds - now
         if left <= 0:
             return True
         before = len(self.buffer)

@@ -1,8 +1,8 @@
 """Operators' (and supervisors') decisions on assignments, and the list of live work.
 
-Called by the HTTP API. A decision is one transaction of two statements (the lock, then one
-statement for the rest): the assignment, the load row, a history row and the outbox row
-change together; then the Redis counter follows and the
+Called by the HTTP API. A decision is a read, then one statement that is its own
+transaction: the assignment, the load row, a history row and the outbox row change
+together, guarded by what was read; then the Redis counter follows and the
 freed capacity is backfilled: by the caller's `backfill` hook (the API's backfill thread),
 or inline when there is none. Relaying the outbox row is the review loop's job
 (common/services/outbox.py); the API hands it to its fast-path thread after this returns.
@@ -18,12 +18,17 @@ import redis
 
 from common.adapters.presence import Presence
 from common.domain import decisions as rules
+from common.resources import one_statement
 from common.services import assignment
 from common.services.errors import Conflict, Forbidden, NotFound
 from common.services.releases import BackfillHook
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Reads and guarded writes before a decision that keeps meeting a changed assignment is
+# refused (each retry needs another request to have changed it in between).
+_ATTEMPTS = 3
 
 _ASSIGNMENT_FIELDS = """
     a.assignment_id, a.user_id, a.event_id, a.status, a.deleted, a.created_at, a.updated_at,
@@ -66,24 +71,35 @@ def decide(conn: psycopg.Connection, presence: Presence, settings: Settings,
 
 def _decide_once(conn: psycopg.Connection, assignment_id: int, actor: rules.Actor,
                  actor_user: dict, status: str, reason: str | None, note: str | None):
-    """One attempt, one transaction: (the row before, the owner's new live count, after)."""
-    with conn.transaction(), conn.cursor() as cur:
-        current = _lock_assignment(cur, assignment_id)
+    """One attempt: (the row before, the owner's new live count, the row after).
+
+    Two round trips on an autocommit connection: a read the rules are asked about, then one
+    statement, its own transaction, that writes the decision only if the assignment is
+    still what was read (pending, not released, the same owner). When something changed in
+    between (a decision, a release, a move), the rules are asked again about the new row.
+    """
+    for _ in range(_ATTEMPTS):
+        with one_statement(conn) as cur:
+            current = _read_assignment(cur, assignment_id)
         if not rules.may_decide(actor, current["user_id"], current["region"]):
             raise Forbidden(f"assignment {assignment_id} is not yours to decide")
         try:
             new_status = rules.transition(current["status"], current["deleted"], status)
         except rules.DecisionRefused as refused:
             raise Conflict(f"assignment {assignment_id}: {refused}") from None
-        updated = _record_decision(cur, current, actor_user, new_status, reason, note)
-    return current, updated.pop("live"), updated
+        with one_statement(conn) as cur:
+            updated = _record_decision(cur, current, actor_user, new_status, reason, note)
+        if updated is not None:
+            return current, updated.pop("live"), updated
+        log.info("assignment %s changed while being decided; read again", assignment_id)
+    raise Conflict(f"assignment {assignment_id} kept changing while being decided; try again")
 
 
-def _lock_assignment(cur, assignment_id: int) -> dict:
+def _read_assignment(cur, assignment_id: int) -> dict:
     cur.execute(
         "SELECT a.assignment_id, a.user_id, a.event_id, a.status, a.deleted, e.region "
-        "FROM assignments a JOIN events e USING (event_id) "
-        "WHERE a.assignment_id = %s FOR UPDATE OF a", [assignment_id])
+        "FROM assignments a JOIN events e USING (event_id) WHERE a.assignment_id = %s",
+        [assignment_id])
     row = cur.fetchone()
     if row is None:
         raise NotFound(f"assignment {assignment_id} not found")
@@ -91,19 +107,22 @@ def _lock_assignment(cur, assignment_id: int) -> dict:
 
 
 def _record_decision(cur, current: dict, actor_user: dict, new_status: str,
-                     reason: str | None, note: str | None) -> dict:
-    """The assignment, its history row, its outbox row and its owner's load row, inside the
-    caller's transaction, in one statement: each round trip before the commit is time
-    between the decision (`decided_at`, the transaction's start) and the source's `Viewed`.
-    Returns the assignment as the API shows it, with the owner's new live count (`live`).
-    The caller holds the assignment's lock and has checked the transition."""
+                     reason: str | None, note: str | None) -> dict | None:
+    """The assignment, its history row, its outbox row and its owner's load row, in one
+    statement: each round trip between the decision (`decided_at`, the statement's start)
+    and its commit is time before the source's `Viewed`. Returns the assignment as the API
+    shows it, with the owner's new live count (`live`); None when the assignment is no
+    longer pending with the owner `current` names (the caller reads it again). The
+    statement's row lock makes a concurrent decision, release or move wait, and READ
+    COMMITTED re-checks the WHERE against the row they leave."""
     cur.execute(
         f"""
         WITH a AS (
             UPDATE assignments
             SET status = %(status)s, decided_at = now(), decided_by = %(actor_id)s,
                 decision_reason = %(reason)s, decision_note = %(note)s, updated_at = now()
-            WHERE assignment_id = %(id)s AND status = 'pending' AND NOT deleted
+            WHERE assignment_id = %(id)s AND user_id = %(owner)s AND status = 'pending'
+              AND NOT deleted
             RETURNING *
         ), logged AS (
             INSERT INTO assignment_history (assignment_id, event_id, user_id, actor_id, actor,
@@ -123,13 +142,12 @@ def _record_decision(cur, current: dict, actor_user: dict, new_status: str,
         FROM a JOIN events e USING (event_id)
         """,
         {"status": new_status, "actor_id": actor_user["id"], "reason": reason, "note": note,
-         "id": current["assignment_id"], "actor": actor_user["username"],
+         "id": current["assignment_id"], "owner": current["user_id"],
+         "actor": actor_user["username"],
          "previous": current["status"], "history_reason": reason or "decided"})
     updated = cur.fetchone()
-    if updated is None:  # the lock held: only a broken caller gets here
-        raise RuntimeError(f"assignment {current['assignment_id']} was not pending under "
-                           "its lock")
-    updated["live"] = updated["live"] or 0
+    if updated is not None:
+        updated["live"] = updated["live"] or 0
     return updated
 
 

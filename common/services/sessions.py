@@ -20,6 +20,7 @@ import redis
 from common.adapters import assignment_db as db
 from common.adapters.presence import Presence
 from common.domain.decisions import OPERATOR
+from common.resources import one_statement
 from common.services import assignment, login_throttle, passwords, releases
 from common.services.errors import Conflict, Unauthorized
 from common.services.releases import BackfillHook
@@ -80,8 +81,9 @@ def _start_session(conn: psycopg.Connection, settings: Settings, row: dict,
 
 def authenticate(conn: psycopg.Connection, presence: Presence, settings: Settings,
                  token: str) -> dict:
-    """The user of a live session (not ended, not expired), from PostgreSQL alone."""
-    with conn.transaction(), conn.cursor() as cur:
+    """The user of a live session (not ended, not expired), from PostgreSQL alone: one
+    statement, one round trip on an autocommit connection (every request asks this)."""
+    with one_statement(conn) as cur:
         cur.execute(
             f"SELECT {_USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id "
             "WHERE s.token_hash = %s AND s.ended_at IS NULL AND s.expires_at > now() "

@@ -13,7 +13,7 @@ from bench import queries, queries_data
 MUST_FIND = {
     "relay.CLAIM", "relay.CLAIM_UNCONFIRMED", "assignment_db.draw_waiting (region)",
     "assignment_db.draw_waiting (global)", "sessions.authenticate", "sessions.heartbeat",
-    "decisions.list_assignments", "decisions.decide (lock)", "outbox.finish #1",
+    "decisions.list_assignments", "decisions.decide (read)", "outbox.finish #1",
     "outbox.publish_decided (sweep)", "assignment_db.live_counts (resync)",
     "inbound.apply_decisions #1", "retention._OLD_DECIDED (29 d)",
 }

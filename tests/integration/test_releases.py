@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from common.adapters.presence import Presence
-from common.resources import redis_client
-from common.services import assignment, releases
+from common.resources import assignment_connection, redis_client
+from common.services import assignment, decisions, releases, supervision
+from common.services.errors import Conflict
 from tests import helpers
 from tests.factories import add_operators, event, make_available
+
+EMMA = 2  # a supervisor of EU (sql/assignment_service/002_seed_users.sql)
 
 
 def presence_for(settings) -> Presence:
@@ -167,3 +172,79 @@ def test_decided_or_already_released_work_is_never_released(settings, conn):
     assert (rows[decided_id]["status"], rows[decided_id]["deleted"]) == ("rejected", False)
     assert conn.execute("SELECT count(*) AS n FROM assignment_history "
                         "WHERE new_state = 'released'").fetchone()["n"] == 1
+
+
+def _in_the_decisions_window(monkeypatch, change) -> None:
+    """Run `change` (a real, committed service call on its own connection) between a
+    decision's read and its write, once: the interleaving two requests can produce."""
+    record = decisions._record_decision
+    pending = [change]
+
+    def record_after_the_change(*args, **kwargs):
+        while pending:
+            pending.pop()()
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(decisions, "_record_decision", record_after_the_change)
+
+
+def test_a_release_between_a_decisions_read_and_write_wins_and_the_load_drops_once(
+        settings, conn, monkeypatch):
+    presence = presence_for(settings)
+    (operator,) = add_operators(conn, 1, region="EU")
+    make_available(conn, presence, [operator])
+    work = event("EU")
+    assignment.receive(conn, presence, settings, [work])
+    assignment_id = helpers.live_assignment(conn, work.event_id)["assignment_id"]
+
+    def release_it():
+        with assignment_connection(settings, autocommit=True) as other:
+            releases.release(other, presence, settings, [assignment_id], "expired", "test")
+
+    _in_the_decisions_window(monkeypatch, release_it)
+    with pytest.raises(Conflict, match="released"):
+        helpers.decide(settings, conn, assignment_id)
+
+    row = conn.execute("SELECT * FROM assignments WHERE assignment_id = %s",
+                       [assignment_id]).fetchone()
+    assert (row["status"], row["deleted"], row["decided_at"]) == ("pending", True, None)
+    assert helpers.outbox_row(conn, assignment_id) is None
+    assert "approved" not in [new_state for _, _, new_state, _ in
+                              helpers.history(conn, work.event_id)]
+    # the release's backfill may have given the event back to the same operator: the load
+    # row counts what is live, the decision took nothing off it
+    live = conn.execute("SELECT count(*) AS n FROM assignments WHERE user_id = %s "
+                        "AND status = 'pending' AND NOT deleted", [operator]).fetchone()["n"]
+    load = conn.execute("SELECT live FROM operator_load WHERE user_id = %s",
+                        [operator]).fetchone()["live"]
+    assert load == live
+
+
+def test_a_move_between_a_supervisors_read_and_write_leaves_the_decision_to_the_new_row(
+        settings, conn, monkeypatch):
+    presence = presence_for(settings)
+    first, second = add_operators(conn, 2, region="EU")
+    make_available(conn, presence, [first, second])
+    work = event("EU")
+    assignment.receive(conn, presence, settings, [work])
+    before = helpers.live_assignment(conn, work.event_id)
+    holder = before["user_id"]
+    target = second if holder == first else first
+    supervisor = decisions.get_user(conn, EMMA)
+
+    def move_it():
+        with assignment_connection(settings, autocommit=True) as other:
+            supervision.move(other, presence, settings, before["assignment_id"], target,
+                             supervisor)
+
+    _in_the_decisions_window(monkeypatch, move_it)
+    with pytest.raises(Conflict, match="released"):
+        decisions.decide(conn, presence, settings, before["assignment_id"], supervisor,
+                         "approved")
+
+    moved = helpers.live_assignment(conn, work.event_id)
+    assert moved["user_id"] == target and moved["status"] == "pending"
+    loads = {r["user_id"]: r["live"] for r in conn.execute(
+        "SELECT user_id, live FROM operator_load WHERE user_id = ANY(%s)", [[first, second]])}
+    assert loads == {holder: 0, target: 1}
+    assert conn.execute("SELECT count(*) AS n FROM outbox_assignments").fetchone()["n"] == 0
