@@ -314,8 +314,8 @@ def catalogue(settings, s: dict) -> list[Query]:
          (_fastpath_unpublished(), [s["completed"][:1]]))
     _add(q, "outbox.publish_decided (fast path)", ev, "assignment",
          capture(_claim_outbox, settings, s["completed"][:1]))
-    _add(q, "outbox._UNCLAIM (not confirmed)", ev, "assignment",
-         (outbox._UNCLAIM, [s["completed"][:1], [None]]))
+    _add(q, "outbox._MARK_PUBLISHED", ev, "assignment",
+         (outbox._MARK_PUBLISHED, [s["completed"][:1]]))
     # flows and polls
     _add(q, "outbox.publish_decided (sweep)", poll, "assignment",
          capture(_claim_outbox, settings, None))

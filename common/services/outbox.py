@@ -2,12 +2,9 @@
 
 `publish_decided` is the one function behind both paths of DESIGN.md: the fast path (the
 API, right after a decision commits, with the ids just decided) and the sweep (the Prefect
-flow check-reviewed, ids None). A batch is claimed by one statement that takes its rows
-with FOR UPDATE SKIP LOCKED and stamps them `published_at = now()`, `attempts + 1`: a lease
-of OUTBOX_REPUBLISH_SECONDS, so two paths running at once never both send a row. What the
-broker then does not confirm gets its previous stamp back and is retried; a process that
-dies between the claim and the confirm leaves a lease that the sweep takes over once it
-has run out. `finish` is the ack consumer's step.
+flow check-reviewed, ids None). Rows are claimed with FOR UPDATE SKIP LOCKED and held while
+their batch is published, so the two running at once never both send a row; a row is marked
+published only after the broker confirmed it. `finish` is the ack consumer's step.
 """
 
 from __future__ import annotations
@@ -20,40 +17,28 @@ import psycopg
 
 from common.adapters import broker
 from common.adapters.broker import ConfirmingPublisher, Message, PublishError
-from common.resources import one_statement
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 
-# One statement, so a claim is one round trip on an autocommit connection: under READ
-# COMMITTED a row another claim stamped since this statement's snapshot is re-checked
-# against the WHERE and left out, and one it still holds is skipped.
 _CLAIM = """
-    WITH claimed AS (
-        SELECT o.id, o.published_at AS previous
-        FROM outbox_assignments o
-        WHERE o.status = 'completed'
-          AND (o.published_at IS NULL
-               OR o.published_at < now() - make_interval(secs => %(republish)s))
-          {only}
-        ORDER BY o.published_at NULLS FIRST, o.id
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE outbox_assignments o SET published_at = now(), attempts = o.attempts + 1
-    FROM claimed c, assignments a
-    WHERE o.id = c.id AND a.assignment_id = o.assignment_id
-    RETURNING o.assignment_id, a.event_id, a.status AS decision, a.decision_reason,
-              a.decision_note, a.decided_by, a.decided_at, c.previous
+    SELECT o.assignment_id, a.event_id, a.status AS decision, a.decision_reason,
+           a.decision_note, a.decided_by, a.decided_at
+    FROM outbox_assignments o JOIN assignments a USING (assignment_id)
+    WHERE o.status = 'completed'
+      AND (o.published_at IS NULL
+           OR o.published_at < now() - make_interval(secs => %(republish)s))
+      {only}
+    ORDER BY o.published_at NULLS FIRST, o.id
+    LIMIT %(limit)s
+    FOR UPDATE OF o SKIP LOCKED
 """
 
-# The claim undone for what the broker did not confirm.
-_UNCLAIM = """
-    UPDATE outbox_assignments o SET published_at = r.previous, attempts = o.attempts - 1
-    FROM unnest(%s::bigint[], %s::timestamptz[]) AS r(assignment_id, previous)
-    WHERE o.assignment_id = r.assignment_id
+_MARK_PUBLISHED = """
+    UPDATE outbox_assignments SET published_at = now(), attempts = attempts + 1
+    WHERE assignment_id = ANY(%s)
 """
 
 
@@ -95,41 +80,25 @@ def publish_decided(conn: psycopg.Connection, publisher: ConfirmingPublisher,
 
 def _publish_batch(conn: psycopg.Connection, publisher: ConfirmingPublisher,
                    settings: Settings, assignment_ids: Sequence[int] | None) -> tuple[int, int]:
-    """Claim, publish, and undo the claim of what was not confirmed: (claimed, confirmed)."""
+    """Claim, publish and mark one batch in one transaction: (claimed, confirmed)."""
     only = "" if assignment_ids is None else "AND o.assignment_id = ANY(%(ids)s)"
     params = {"republish": settings.OUTBOX_REPUBLISH_SECONDS, "ids": list(assignment_ids or []),
               "limit": BATCH_SIZE}
-    with one_statement(conn) as cur:
+    with conn.transaction(), conn.cursor() as cur:
         rows = cur.execute(_CLAIM.format(only=only), params).fetchall()
-    if not rows:
-        return 0, 0
-    rows.sort(key=lambda row: row["assignment_id"])
-    messages = [Message(row["assignment_id"], broker.encode(decision_message(row)))
-                for row in rows]
-    try:
+        if not rows:
+            return 0, 0
+        messages = [Message(row["assignment_id"], broker.encode(decision_message(row)))
+                    for row in rows]
         confirmed = publisher.publish_batch(broker.INBOUND, messages)
-    except Exception:
-        _unclaim(conn, rows)
-        raise
+        if confirmed:
+            cur.execute(_MARK_PUBLISHED, [sorted(confirmed)])
     if len(confirmed) < len(rows):
-        _unclaim(conn, [row for row in rows if row["assignment_id"] not in confirmed])
         # A quorum queue that refused (reject-publish) keeps refusing on that channel even
         # once it accepts again; the next attempt opens a fresh one.
         publisher.close()
     _log_published(rows, confirmed)
     return len(rows), len(confirmed)
-
-
-def _unclaim(conn: psycopg.Connection, rows: list[dict]) -> None:
-    """Give unconfirmed rows their previous stamp back, so the next attempt takes them at
-    once. If PostgreSQL fails here too, their lease runs out instead (the module doc)."""
-    try:
-        with one_statement(conn) as cur:
-            cur.execute(_UNCLAIM, [[row["assignment_id"] for row in rows],
-                                   [row["previous"] for row in rows]])
-    except psycopg.Error as error:
-        log.warning("outbox: %d unconfirmed decision(s) keep their lease (%s); the sweep "
-                    "retries them after OUTBOX_REPUBLISH_SECONDS", len(rows), error)
 
 
 def _log_published(rows: list[dict], confirmed: set) -> None:

@@ -15,7 +15,7 @@ MUST_FIND = {
     "assignment_db.draw_waiting (global)", "sessions.authenticate", "sessions.heartbeat",
     "decisions.list_assignments", "decisions.decide (read)", "outbox.finish #1",
     "outbox.publish_decided (sweep)", "assignment_db.live_counts (resync)",
-    "inbound.apply_decisions #1", "retention._OLD_DECIDED (29 d)",
+    "inbound.apply_decisions", "retention._OLD_DECIDED (29 d)",
 }
 
 

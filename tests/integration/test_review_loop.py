@@ -118,24 +118,6 @@ def test_the_sweep_does_not_resend_rows_published_a_moment_ago(settings, conn, p
     assert helpers.outbox_row(conn, assignment_id)["attempts"] == 2
 
 
-def test_a_claim_whose_process_died_before_the_confirm_is_swept_when_its_lease_ends(
-        settings, conn, pub, decide_new):
-    _, assignment_id = decide_new()
-    # what a fast path that dies right after its claim leaves behind: the stamp, no message
-    conn.execute(outbox._CLAIM.format(only="AND o.assignment_id = ANY(%(ids)s)"),
-                 {"republish": settings.OUTBOX_REPUBLISH_SECONDS, "ids": [assignment_id],
-                  "limit": outbox.BATCH_SIZE}).fetchall()
-    assert helpers.outbox_row(conn, assignment_id)["published_at"] is not None
-
-    assert outbox.publish_decided(conn, pub, settings) == 0  # the lease still runs
-    assert helpers.drain(settings, settings.name(broker.INBOUND)) == []
-    lease_over = settings.model_copy(update={"OUTBOX_REPUBLISH_SECONDS": 0})
-    assert outbox.publish_decided(conn, pub, lease_over) == 1
-    sent = helpers.drain(settings, settings.name(broker.INBOUND))
-    assert [json.loads(body)["assignmentId"] for body, _ in sent] == [assignment_id]
-    assert helpers.outbox_row(conn, assignment_id)["attempts"] == 2
-
-
 def test_a_row_claimed_by_one_path_is_not_sent_by_the_other(settings, conn, pub, decide_new):
     _, assignment_id = decide_new()
     with assignment_connection(settings) as other, other.transaction():
