@@ -185,7 +185,7 @@ class BatchConsumer:
         No polling while a batch is in flight: this thread blocks in pika until a delivery
         arrives or the worker, done with the batch, wakes it (`add_callback_threadsafe`),
         or WAIT_SECONDS pass (heartbeats, SIGTERM, idle work). A batch starts when a read
-        brings nothing new, when it is full, or GATHER_SECONDS after it began gathering.
+        brings nothing new, when it is full, or gather_seconds after it began gathering.
         """
         connection = broker.connect(self.settings, self.name)
         try:
